@@ -1,0 +1,257 @@
+"""The ``http2_*`` settings, read the same way on every Gunicorn from 23 on.
+
+Gunicorn 25+ defines these names itself, so they arrive through its own
+``Config`` (file, command line, ``GUNICORN_CMD_ARGS``). Gunicorn 23/24 does
+not know them: its ``Config`` silently drops unknown names from
+``gunicorn.conf.py``, so h2workers reads them from that file itself.
+
+Two settings get a different default under an h2workers worker class: a user
+who picks an HTTP/2 worker wants HTTP/2, so ``http_protocols`` left unset
+means ``h2,h1`` and ``http2_cleartext`` left unset means ``prior-knowledge``.
+Anything the user did set is obeyed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import shlex
+import sys
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+MAX_WINDOW = 2**31 - 1
+CLEARTEXT_MODES = ("off", "prior-knowledge", "upgrade", "both")
+
+
+def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        try:
+            number = int(value, 0) if isinstance(value, str) else int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{name} must be an integer between {low} and {high}, got {value!r}"
+            ) from None
+        if isinstance(value, bool) or not low <= number <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value!r}")
+        return number
+
+    return check
+
+
+def _protocols(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        items = [str(v).strip().lower() for v in value]
+    elif isinstance(value, str):
+        items = [p.strip().lower() for p in value.split(",") if p.strip()]
+    else:
+        raise ConfigError(f"{name} must be a comma-separated list of h2, h1; got {value!r}")
+    if not items or any(p not in ("h1", "h2") for p in items) or len(set(items)) != len(items):
+        raise ConfigError(f"{name} must list h2 and/or h1 once each, got {value!r}")
+    return tuple(items)
+
+
+def _cleartext(name: str, value: Any) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, bool):
+        return "prior-knowledge" if value else "off"
+    mode = str(value).strip().lower()
+    if mode not in CLEARTEXT_MODES:
+        raise ConfigError(f"{name} must be one of {', '.join(CLEARTEXT_MODES)}; got {value!r}")
+    return mode
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    cli: str
+    default: Any  # the h2workers default when the user set nothing
+    check: Callable[[str, Any], Any]
+
+
+SPECS = (
+    _Spec("http_protocols", "--http-protocols", "h2,h1", _protocols),
+    _Spec("http2_cleartext", "--http2-cleartext", "prior-knowledge", _cleartext),
+    _Spec(
+        "http2_max_concurrent_streams",
+        "--http2-max-concurrent-streams",
+        100,
+        _int_in(1, MAX_WINDOW),
+    ),
+    _Spec(
+        "http2_initial_window_size", "--http2-initial-window-size", 65535, _int_in(1, MAX_WINDOW)
+    ),
+    _Spec("http2_max_frame_size", "--http2-max-frame-size", 16384, _int_in(16384, 16777215)),
+    _Spec(
+        "http2_max_header_list_size", "--http2-max-header-list-size", 65536, _int_in(1, 2**32 - 1)
+    ),
+)
+
+
+@dataclass(frozen=True)
+class H2Settings:
+    """What the HTTP/2 core of one worker is configured with."""
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 65535
+    max_frame_size: int = 16384
+    max_header_list_size: int = 65536
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Everything h2workers resolved from the Gunicorn configuration."""
+
+    protocols: tuple[str, ...]
+    cleartext: str
+    h2: H2Settings
+
+    @property
+    def offers_h2(self) -> bool:
+        return "h2" in self.protocols
+
+    @property
+    def alpn(self) -> list[str]:
+        names = {"h2": "h2", "h1": "http/1.1"}
+        return [names[p] for p in self.protocols]
+
+    @property
+    def prior_knowledge(self) -> bool:
+        return self.offers_h2 and self.cleartext in ("prior-knowledge", "both")
+
+    @property
+    def upgrade(self) -> bool:
+        return self.offers_h2 and self.cleartext in ("upgrade", "both")
+
+
+_resolved: weakref.WeakKeyDictionary[Any, ServerOptions] = weakref.WeakKeyDictionary()
+
+
+def server_options(cfg: Any) -> ServerOptions:
+    """Resolve (once per Gunicorn ``Config``) and validate the settings.
+
+    Raises ConfigError naming the setting and its allowed range.
+    """
+    try:
+        return _resolved[cfg]
+    except KeyError:
+        pass
+    except TypeError:  # a config object that cannot be weakly referenced
+        return _resolve(cfg)
+    options = _resolve(cfg)
+    _resolved[cfg] = options
+    return options
+
+
+def _resolve(cfg: Any) -> ServerOptions:
+    known: Mapping[str, Any] = getattr(cfg, "settings", {})
+    from_file = ConfigFileValues(_config_location(cfg))
+    values = {}
+    for spec in SPECS:
+        raw = _user_value(spec, known, from_file)
+        values[spec.name] = spec.check(spec.name, spec.default if raw is _UNSET else raw)
+    return ServerOptions(
+        protocols=values["http_protocols"],
+        cleartext=values["http2_cleartext"],
+        h2=H2Settings(
+            max_concurrent_streams=values["http2_max_concurrent_streams"],
+            initial_window_size=values["http2_initial_window_size"],
+            max_frame_size=values["http2_max_frame_size"],
+            max_header_list_size=values["http2_max_header_list_size"],
+        ),
+    )
+
+
+_UNSET: Any = object()
+
+
+def _user_value(spec: _Spec, known: Mapping[str, Any], from_file: ConfigFileValues) -> Any:
+    """The value the user set for this setting, or _UNSET."""
+    setting = known.get(spec.name)
+    if setting is None:  # Gunicorn 23/24: only the config file can carry it
+        return from_file.get(spec.name)
+    value = setting.get()
+    if value != setting.validator(setting.default):
+        return value
+    # Equal to Gunicorn's default: set explicitly, or never touched?
+    if from_file.get(spec.name) is not _UNSET or _on_command_line(spec.cli):
+        return value
+    return _UNSET
+
+
+def _on_command_line(flag: str) -> bool:
+    args = list(sys.argv[1:]) + shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))
+    return any(a == flag or a.startswith(flag + "=") for a in args)
+
+
+def _config_location(cfg: Any) -> str | None:
+    try:
+        location = cfg.config
+    except AttributeError:
+        return None
+    return location if isinstance(location, str) and location else None
+
+
+class ConfigFileValues:
+    """Top-level names assigned in gunicorn.conf.py, read without running it
+    where possible: literal assignments are parsed; only a file that computes
+    one of our values is executed (as Gunicorn itself does on every load)."""
+
+    def __init__(self, location: str | None) -> None:
+        self._location = location
+        self._values: dict[str, Any] | None = None
+
+    def get(self, name: str) -> Any:
+        if self._values is None:
+            self._values = self._load()
+        return self._values.get(name, _UNSET)
+
+    def _load(self) -> dict[str, Any]:
+        location = self._location
+        if location is None:
+            return {}
+        if location.startswith("python:"):
+            return dict(vars(importlib.import_module(location[len("python:") :])))
+        if not os.path.exists(location):
+            return {}
+        with open(location, encoding="utf-8") as source:
+            text = source.read()
+        wanted = {spec.name for spec in SPECS}
+        literal, computed = _literal_assignments(text, wanted)
+        if computed:
+            return _execute(location, text)
+        return literal
+
+
+def _literal_assignments(text: str, wanted: set[str]) -> tuple[dict[str, Any], bool]:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}, False  # Gunicorn itself reports a broken config file
+    values: dict[str, Any] = {}
+    computed = False
+    for node in tree.body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else ([node.target] if isinstance(node, ast.AnnAssign) and node.value else [])
+        )
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in wanted:
+                try:
+                    values[target.id] = ast.literal_eval(node.value)  # type: ignore[union-attr,arg-type]
+                except ValueError:
+                    computed = True
+    return values, computed
+
+
+def _execute(location: str, text: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__file__": location, "__name__": "__config__"}
+    exec(compile(text, location, "exec"), namespace)
+    return namespace

@@ -1,0 +1,481 @@
+"""The sans-I/O HTTP/2 connection core shared by every worker class.
+
+Bytes and commands go in, bytes and events come out. No socket, thread, lock,
+event loop or clock lives here (callers pass ``now``), so the same object
+serves the thread pool, greenlets and asyncio, and tests drive it with a
+client ``h2`` connection in memory.
+
+It owns what is protocol state: the h2 connection, which streams the
+application is serving, each stream's queued response body (sent under
+HTTP/2 flow control by ``flush``), request-body credit (the receive window is
+reopened only by ``consumed``), and the shutdown state (GOAWAY).
+
+h2 is configured deliberately: inbound header validation is off and done by
+``headers.parse_request`` in one pass that answers a malformed request with
+RST_STREAM on that stream only; outbound normalisation and validation are off
+because the response modules hand over lowercase, checked headers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import h2.events as h2e
+from h2.connection import ConnectionState
+from h2.errors import ErrorCodes
+from h2.exceptions import ProtocolError
+from h2.settings import SettingCodes, Settings
+from hyperframe.frame import GoAwayFrame
+
+from . import events as ev
+from .config import MAX_WINDOW, H2Settings
+from .errors import StreamViolation
+from .h2conn import ServerConnection, StreamMalformed, StreamRefused, new_server_connection
+from .headers import Header, RequestHead, parse_request, parse_trailers
+
+_DONE, _MORE, _BLOCKED = 0, 1, 2
+
+
+def _error_code(code: int | None, default: ErrorCodes) -> ErrorCodes:
+    """A received error code; unknown ones count as INTERNAL_ERROR (RFC 9113 7)."""
+    if code is None:
+        return default
+    try:
+        return ErrorCodes(code)
+    except ValueError:
+        return ErrorCodes.INTERNAL_ERROR
+
+
+@dataclass(slots=True)
+class _Stream:
+    """What the core remembers of a stream the application serves."""
+
+    head: RequestHead
+    request_open: bool
+    flow_controlled: bool = True  # False for the body of an h2c upgrade request
+    unacknowledged: int = 0  # body bytes handed out, not yet consumed by the app
+    received: int = 0  # body bytes received, checked against content-length
+    chunks: deque[bytes] = field(default_factory=deque)
+    offset: int = 0  # bytes of chunks[0] already sent
+    buffered: int = 0  # queued response bytes not yet framed
+    end_queued: bool = False
+    trailers: list[Header] | None = None
+    blocked_since: float | None = None
+
+
+class H2Core:
+    """One HTTP/2 connection, server side, without I/O."""
+
+    def __init__(self, settings: H2Settings) -> None:
+        self.settings = settings
+        self._h2: ServerConnection = new_server_connection(
+            header_encoding=None,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        self._h2.local_settings = Settings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+                SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
+                SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
+                SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+            },
+        )
+        self._h2.decoder.max_header_list_size = settings.max_header_list_size
+        # h2 reads this from local_settings only in __init__ or on a SETTINGS ACK
+        # that changes it; initial values change nothing, so set it here.
+        self._h2.max_inbound_frame_size = settings.max_frame_size
+        self._streams: dict[int, _Stream] = {}
+        self._sending: dict[int, _Stream] = {}  # streams with queued output, in order
+        self._out = bytearray()
+        self.last_stream_id: int | None = None  # set once GOAWAY is sent
+        self.terminated = False  # connection error or peer GOAWAY: nothing more runs
+
+    # -- setup ---------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue our SETTINGS (the one and only) and open the connection window.
+
+        The connection window is raised so that it never binds before the
+        per-stream windows do: a stream whose app reads slowly must not stall
+        its siblings. Memory stays bounded by streams x stream window.
+        """
+        self._h2.initiate_connection()
+        self._open_connection_window()
+
+    def initiate_upgrade(
+        self, http2_settings: bytes, block: list[Header], body: bytes
+    ) -> list[ev.Event]:
+        """Take over a connection upgraded from HTTP/1.1 (``Upgrade: h2c``).
+
+        The HTTP/1.1 request becomes stream 1, half-closed (remote), with its
+        body already complete (RFC 9113 3.2 / RFC 7540 3.2).
+        """
+        padded = http2_settings + b"=" * (-len(http2_settings) % 4)
+        self._h2.initiate_upgrade_connection(padded)
+        self._open_connection_window()
+        head = parse_request(block)
+        # The body came over HTTP/1.1, outside HTTP/2 flow control: no credit owed.
+        self._streams[1] = _Stream(head=head, request_open=False, flow_controlled=False)
+        started: list[ev.Event] = [ev.RequestStarted(1, head, end_stream=not body)]
+        if body:
+            started.append(ev.RequestData(1, body, end_stream=True))
+        return started
+
+    def _open_connection_window(self) -> None:
+        s = self.settings
+        wanted = min(MAX_WINDOW, s.max_concurrent_streams * s.initial_window_size)
+        increment = wanted - self._h2.inbound_flow_control_window
+        if increment > 0:
+            self._h2.increment_flow_control_window(increment)
+
+    # -- input ---------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[ev.Event]:
+        """Feed bytes read from the peer; returns what the driver must act on."""
+        if self.terminated:
+            return []
+        try:
+            h2_events = self._h2.receive_data(data)
+        except ProtocolError as exc:
+            return self._terminate(ErrorCodes(exc.error_code), str(exc), by_peer=False)
+        out: list[ev.Event] = []
+        for event in h2_events:
+            self._translate(event, out)
+        return out
+
+    def _translate(self, event: h2e.Event, out: list[ev.Event]) -> None:
+        if isinstance(event, h2e.RequestReceived):
+            self._on_request(event, out)
+        elif isinstance(event, h2e.DataReceived):
+            self._on_data(event, out)
+        elif isinstance(event, h2e.TrailersReceived):
+            self._on_trailers(event, out)
+        elif isinstance(event, h2e.StreamReset):
+            self._on_reset(event, out)
+        elif isinstance(event, h2e.PriorityUpdated):
+            self._on_priority(event, out)
+        elif isinstance(event, (StreamRefused, StreamMalformed)):
+            self._on_rejected_by_h2(event, out)
+        elif isinstance(event, h2e.ConnectionTerminated):
+            code = _error_code(event.error_code, ErrorCodes.NO_ERROR)
+            out.extend(self._terminate(code, "peer sent GOAWAY", by_peer=True))
+
+    def _on_request(self, event: h2e.RequestReceived, out: list[ev.Event]) -> None:
+        sid = event.stream_id
+        if self.last_stream_id is not None and sid > self.last_stream_id:
+            self._reject(sid, ErrorCodes.REFUSED_STREAM, "connection is shutting down", out)
+            return
+        try:
+            head = parse_request(event.headers)
+        except StreamViolation as exc:
+            self._reject(sid, exc.error_code, str(exc), out)
+            return
+        priority = event.priority_updated
+        if priority is not None:
+            head.priority_weight = priority.weight
+            head.priority_depends_on = priority.depends_on
+            head.priority_exclusive = priority.exclusive
+        ended = event.stream_ended is not None
+        if ended and head.content_length:  # RFC 9113 8.1.1: no DATA, yet a length
+            self._reject(sid, ErrorCodes.PROTOCOL_ERROR, "body shorter than content-length", out)
+            return
+        self._streams[sid] = _Stream(head=head, request_open=not ended)
+        out.append(ev.RequestStarted(sid, head, ended))
+
+    def _on_data(self, event: h2e.DataReceived, out: list[ev.Event]) -> None:
+        sid = event.stream_id
+        stream = self._streams.get(sid)
+        data = event.data
+        flow = event.flow_controlled_length
+        if stream is None:  # e.g. the app finished; nobody reads this
+            self._h2.acknowledge_received_data(flow, sid)
+            return
+        if flow > len(data):  # padding is never read by the app: credit it now
+            self._h2.acknowledge_received_data(flow - len(data), sid)
+        ended = event.stream_ended is not None
+        stream.unacknowledged += len(data)
+        stream.received += len(data)
+        stream.request_open = not ended
+        out.append(ev.RequestData(sid, data, ended))
+
+    def _on_trailers(self, event: h2e.TrailersReceived, out: list[ev.Event]) -> None:
+        sid = event.stream_id
+        stream = self._streams.get(sid)
+        if stream is None:
+            return
+        stream.request_open = False
+        length = stream.head.content_length
+        if length is not None and stream.received != length:  # h2 checks DATA only
+            self._abort(sid, ErrorCodes.PROTOCOL_ERROR, "body shorter than content-length", out)
+            return
+        try:
+            trailers = parse_trailers(event.headers)
+        except StreamViolation as exc:
+            self._abort(sid, exc.error_code, str(exc), out)
+            return
+        stream.head.trailers = trailers
+        out.append(ev.RequestTrailers(sid, trailers))
+
+    def _on_reset(self, event: h2e.StreamReset, out: list[ev.Event]) -> None:
+        stream = self._forget(event.stream_id)
+        if stream is not None:
+            code = _error_code(event.error_code, ErrorCodes.CANCEL)
+            out.append(ev.StreamAborted(event.stream_id, code, by_peer=event.remote_reset))
+
+    def _on_priority(self, event: h2e.PriorityUpdated, out: list[ev.Event]) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None:
+            return
+        head = stream.head
+        head.priority_weight = event.weight
+        head.priority_depends_on = event.depends_on
+        head.priority_exclusive = event.exclusive
+        out.append(
+            ev.PriorityChanged(event.stream_id, event.weight, event.depends_on, event.exclusive)
+        )
+
+    def _on_rejected_by_h2(
+        self, event: StreamRefused | StreamMalformed, out: list[ev.Event]
+    ) -> None:
+        sid = event.stream_id
+        if isinstance(event, StreamRefused):
+            out.append(
+                ev.StreamRejected(
+                    sid, ErrorCodes.REFUSED_STREAM, "over http2_max_concurrent_streams"
+                )
+            )
+            return
+        stream = self._forget(sid)
+        if stream is None:
+            out.append(ev.StreamRejected(sid, ErrorCodes.PROTOCOL_ERROR, event.reason))
+        else:
+            out.append(ev.StreamAborted(sid, ErrorCodes.PROTOCOL_ERROR, False, event.reason))
+
+    # -- output commands (from the driver, on behalf of the application) -----
+
+    def respond(
+        self, stream_id: int, status: int, headers: list[Header], end_stream: bool = False
+    ) -> None:
+        """Send the response head. ``headers`` must be lowercase and checked."""
+        if stream_id not in self._streams:
+            return
+        block = [(b":status", str(status).encode()), *headers]
+        self._h2.send_headers(stream_id, block, end_stream=end_stream)
+        if end_stream:
+            self._finish(stream_id)
+
+    def informational(self, stream_id: int, status: int, headers: list[Header]) -> None:
+        """Send a 1xx response (e.g. 103 Early Hints) ahead of the final one."""
+        if stream_id in self._streams:
+            block = [(b":status", str(status).encode()), *headers]
+            self._h2.send_headers(stream_id, block, end_stream=False)
+
+    def send_body(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue response body bytes; ``flush`` frames them under flow control."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        if data:
+            stream.chunks.append(data)
+            stream.buffered += len(data)
+        stream.end_queued = stream.end_queued or end_stream
+        self._sending[stream_id] = stream
+
+    def send_trailers(self, stream_id: int, trailers: list[Header]) -> None:
+        """End the response with a trailer block once the body is out."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        stream.trailers = trailers
+        stream.end_queued = True
+        self._sending[stream_id] = stream
+
+    def reset(self, stream_id: int, error_code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
+        """Reset a stream on the application's behalf (e.g. it failed mid-body)."""
+        if self._forget(stream_id) is not None and not self.terminated:
+            self._h2.reset_stream(stream_id, error_code)
+
+    def consumed(self, stream_id: int, nbytes: int) -> None:
+        """The application read ``nbytes`` of the body: reopen that much window."""
+        stream = self._streams.get(stream_id)
+        if stream is None or nbytes <= 0 or self.terminated or not stream.flow_controlled:
+            return
+        stream.unacknowledged -= nbytes
+        self._h2.acknowledge_received_data(nbytes, stream_id)
+
+    def buffered(self, stream_id: int) -> int:
+        """Response bytes queued for a stream and not yet framed."""
+        stream = self._streams.get(stream_id)
+        return 0 if stream is None else stream.buffered
+
+    def is_serving(self, stream_id: int) -> bool:
+        return stream_id in self._streams
+
+    # -- flow control --------------------------------------------------------
+
+    def flush(self, now: float) -> list[int]:
+        """Frame queued bodies as far as flow control allows.
+
+        Streams take turns a frame at a time so one large body cannot starve
+        the rest. Returns the ids of streams that sent something, so the
+        driver can wake applications waiting for buffer room.
+        """
+        progressed: set[int] = set()
+        if self.terminated:
+            return []
+        pending = list(self._sending.items())
+        max_frame = self._h2.max_outbound_frame_size
+        while pending:
+            still: list[tuple[int, _Stream]] = []
+            for sid, stream in pending:
+                status = self._send_some(sid, stream, max_frame)
+                if status == _BLOCKED:
+                    if stream.blocked_since is None:
+                        stream.blocked_since = now
+                    continue
+                progressed.add(sid)
+                if status == _MORE:
+                    still.append((sid, stream))
+            pending = still
+        return list(progressed)
+
+    def _send_some(self, sid: int, stream: _Stream, max_frame: int) -> int:
+        """Send one frame's worth for a stream: _DONE, _MORE or _BLOCKED."""
+        if stream.chunks:
+            window = self._h2.local_flow_control_window(sid)
+            if window <= 0:
+                return _BLOCKED
+            stream.blocked_since = None
+            self._send_frame(sid, stream, min(window, max_frame))
+            if stream.chunks:
+                return _MORE
+            if sid not in self._sending:  # the frame carried END_STREAM
+                return _DONE
+        self._sending.pop(sid, None)
+        if stream.end_queued:
+            if stream.trailers is not None:
+                self._h2.send_headers(sid, stream.trailers, end_stream=True)
+            else:
+                self._h2.end_stream(sid)
+            self._finish(sid)
+        return _DONE
+
+    def _send_frame(self, sid: int, stream: _Stream, limit: int) -> None:
+        chunk = stream.chunks[0]
+        size = min(len(chunk) - stream.offset, limit)
+        if stream.offset == 0 and size == len(chunk):
+            piece = chunk
+            stream.chunks.popleft()
+        else:
+            piece = chunk[stream.offset : stream.offset + size]
+            stream.offset += size
+            if stream.offset == len(chunk):
+                stream.chunks.popleft()
+                stream.offset = 0
+        stream.buffered -= size
+        last = not stream.chunks and stream.end_queued and stream.trailers is None
+        self._h2.send_data(sid, piece, end_stream=last)
+        if last:
+            self._finish(sid)
+
+    def _finish(self, sid: int) -> None:
+        """Our side of the stream is complete; stop a client still uploading."""
+        stream = self._forget(sid)
+        if stream is not None and stream.request_open:
+            self._h2.reset_stream(sid, ErrorCodes.NO_ERROR)
+
+    def expire(self, now: float, timeout: float) -> list[ev.Event]:
+        """Reset streams that could not send for ``timeout`` seconds (CANCEL)."""
+        out: list[ev.Event] = []
+        for sid, stream in list(self._sending.items()):
+            since = stream.blocked_since
+            if since is not None and now - since >= timeout:
+                self._abort(
+                    sid, ErrorCodes.CANCEL, f"flow-control window closed for {timeout:g}s", out
+                )
+        return out
+
+    # -- connection lifecycle ------------------------------------------------
+
+    def start_shutdown(self) -> None:
+        """Send GOAWAY(NO_ERROR) naming the last stream we accepted.
+
+        Streams up to it finish; newer ones are refused with REFUSED_STREAM,
+        which tells the client they are safe to retry. h2's own
+        ``close_connection`` would forbid further frames on the accepted
+        streams, so the GOAWAY frame is queued here directly.
+        """
+        if self.last_stream_id is not None or self.terminated:
+            return
+        self.last_stream_id = self._h2.highest_inbound_stream_id
+        self._out += self._h2.data_to_send()
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self.last_stream_id
+        frame.error_code = ErrorCodes.NO_ERROR
+        self._out += frame.serialize()
+
+    def close(self, error_code: ErrorCodes, reason: str = "") -> list[ev.Event]:
+        """End the connection now with GOAWAY(error_code); aborts all streams."""
+        return self._terminate(error_code, reason, by_peer=False)
+
+    def _terminate(self, code: ErrorCodes, reason: str, by_peer: bool) -> list[ev.Event]:
+        if self.terminated:
+            return []
+        self.terminated = True
+        if not by_peer and self._h2.state_machine.state is not ConnectionState.CLOSED:
+            self._h2.close_connection(error_code=code)
+        out: list[ev.Event] = [
+            ev.StreamAborted(sid, code if code else ErrorCodes.CANCEL, by_peer, reason)
+            for sid in list(self._streams)
+        ]
+        self._streams.clear()
+        self._sending.clear()
+        out.append(
+            ev.ConnectionEnded(code, by_peer, graceful=code == ErrorCodes.NO_ERROR, reason=reason)
+        )
+        return out
+
+    @property
+    def open_streams(self) -> int:
+        """Streams the application is still serving."""
+        return len(self._streams)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more to do: terminated, or shut down with no stream left."""
+        return self.terminated or (self.last_stream_id is not None and not self._streams)
+
+    def data_to_send(self) -> bytes:
+        if self._out:
+            data = bytes(self._out) + self._h2.data_to_send()
+            self._out.clear()
+            return data
+        return self._h2.data_to_send()
+
+    # -- helpers -------------------------------------------------------------
+
+    def _reject(self, sid: int, code: ErrorCodes, reason: str, out: list[ev.Event]) -> None:
+        self._h2.reset_stream(sid, code)
+        out.append(ev.StreamRejected(sid, code, reason))
+
+    def _abort(self, sid: int, code: ErrorCodes, reason: str, out: list[ev.Event]) -> None:
+        if self._forget(sid) is not None:
+            self._h2.reset_stream(sid, code)
+            out.append(ev.StreamAborted(sid, code, by_peer=False, reason=reason))
+
+    def _forget(self, sid: int) -> _Stream | None:
+        """Drop a stream's state, crediting body bytes nobody will read."""
+        stream = self._streams.pop(sid, None)
+        if stream is None:
+            return None
+        self._sending.pop(sid, None)
+        if stream.unacknowledged > 0 and not self.terminated:
+            # The stream may be closed already: h2 then credits only the
+            # connection window, which is what is owed.
+            self._h2.acknowledge_received_data(stream.unacknowledged, sid)
+        return stream

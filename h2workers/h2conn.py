@@ -1,0 +1,118 @@
+"""h2's server connection, with two answers changed to what RFC 9113 prefers.
+
+h2 treats both of these as connection errors (GOAWAY), which would drop every
+other stream on the connection:
+
+* a HEADERS frame that exceeds our SETTINGS_MAX_CONCURRENT_STREAMS: RFC 9113
+  5.1.2 allows a stream error, and REFUSED_STREAM tells the client it may
+  retry; the header block is still decoded so HPACK state stays in sync.
+* a malformed message found by h2 itself (a bad or conflicting
+  content-length, DATA that disagrees with it, trailers without END_STREAM):
+  RFC 9113 8.1.1 says stream error PROTOCOL_ERROR.
+
+Only private hooks of h2 4.x are overridden; each override calls the original
+and changes nothing but the error path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from h2.connection import ConnectionInputs, ConnectionState, H2Connection
+from h2.errors import ErrorCodes
+from h2.events import Event
+from h2.exceptions import (
+    DenialOfServiceError,
+    InvalidBodyLengthError,
+    ProtocolError,
+    StreamClosedError,
+    TooManyStreamsError,
+)
+from h2.frame_buffer import FrameBuffer
+from h2.stream import StreamClosedBy
+from hpack import HPACKError
+from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
+
+try:  # h2 4.x: HPACK errors mapped to h2 errors, as for any other block
+    from h2.connection import _decode_headers
+except ImportError:  # pragma: no cover - guarded by the h2<5 pin
+    _decode_headers = None
+
+
+# What h2's _decode_headers wraps in a ProtocolError when a header block cannot be decoded.
+_HPACK_ERRORS = (HPACKError, IndexError, TypeError, UnicodeDecodeError)
+
+
+class StreamRefused(Event):
+    """A new stream went over the concurrency limit and was refused."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
+class StreamMalformed(Event):
+    """h2 found a stream's message malformed; the stream was reset."""
+
+    def __init__(self, stream_id: int, reason: str) -> None:
+        self.stream_id = stream_id
+        self.reason = reason
+
+
+class ServerConnection(H2Connection):
+    """H2Connection whose per-stream failures stay per-stream."""
+
+    incoming_buffer: FrameBuffer
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
+        try:
+            return super()._receive_headers_frame(frame)  # type: ignore[no-any-return]
+        except TooManyStreamsError:
+            return self._refuse_stream(frame)
+        except ProtocolError as exc:
+            if isinstance(exc, DenialOfServiceError) or isinstance(exc.__cause__, _HPACK_ERRORS):
+                raise  # the HPACK decoder is out of step now: connection error
+            return self._malformed(frame.stream_id, exc)
+
+    def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Frame], list[Event]]:
+        try:
+            return super()._receive_data_frame(frame)  # type: ignore[no-any-return]
+        except InvalidBodyLengthError as exc:
+            frames, events = self._malformed(frame.stream_id, exc)
+            # The connection window was charged for this frame; nobody will
+            # read the data, so give the credit back now.
+            self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
+            return frames, events
+
+    def _malformed(self, stream_id: int, exc: ProtocolError) -> tuple[list[Frame], list[Event]]:
+        stream = self.streams.get(stream_id)
+        if (
+            isinstance(exc, StreamClosedError)
+            or stream is None
+            or stream.closed
+            or self.state_machine.state is ConnectionState.CLOSED
+        ):
+            raise exc
+        self.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+        return [], [StreamMalformed(stream_id, str(exc))]
+
+    def _refuse_stream(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
+        stream_id = frame.stream_id
+        if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
+            raise ProtocolError(f"unexpected stream id {stream_id}")
+        self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
+        if _decode_headers is not None:
+            _decode_headers(self.decoder, frame.data)
+        else:  # pragma: no cover
+            self.decoder.decode(frame.data, raw=True)
+        self.highest_inbound_stream_id = stream_id
+        # Later frames on this stream are answered as for any reset stream.
+        self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM
+        rst = RstStreamFrame(stream_id)
+        rst.error_code = ErrorCodes.REFUSED_STREAM
+        return [rst], [StreamRefused(stream_id)]
+
+
+def new_server_connection(**config: Any) -> ServerConnection:
+    from h2.config import H2Configuration
+
+    return ServerConnection(config=H2Configuration(client_side=False, **config))

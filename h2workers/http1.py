@@ -1,0 +1,211 @@
+"""HTTP/1.1 on an h2workers worker: Gunicorn's own code path, plus two names.
+
+Requests are parsed by Gunicorn's ``RequestParser`` and answered through
+``gunicorn.http.wsgi.create`` and its ``Response``, exactly as Gunicorn's
+gthread worker does, on a blocking socket in the application's thread. On
+top, for apps that move between protocols unchanged:
+
+* ``wsgi.early_hints`` (Gunicorn 25+ has it; added here on 23/24) sends
+  ``HTTP/1.1 103 Early Hints``;
+* ``gunicorn.http2.send_trailers`` sends chunked trailers when the client
+  said ``TE: trailers`` and the response is chunked (silently dropped
+  otherwise, as HTTP/1.1 requires).
+
+An ``Upgrade: h2c`` request is recognised here and handed back to the driver
+as an ``Upgrade`` (RFC 7540 3.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gunicorn import util
+from gunicorn.http import RequestParser
+from gunicorn.http import wsgi as gwsgi
+
+from .headers import Header
+from .response import encode_headers
+
+UPGRADE_BODY_LIMIT = 65536
+SWITCHING_PROTOCOLS = (
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+)
+_NOT_FORWARDED = frozenset(
+    ("CONNECTION", "UPGRADE", "HTTP2-SETTINGS", "KEEP-ALIVE", "PROXY-CONNECTION",
+     "TRANSFER-ENCODING", "HOST")
+)
+
+
+@dataclass
+class Upgrade:
+    """An HTTP/1.1 request that switched the connection to h2c."""
+
+    http2_settings: bytes
+    block: list[Header]
+    body: bytes
+    pending: bytes  # bytes read past the request: the client's HTTP/2 preface
+
+
+class H1Connection:
+    """A connection served with HTTP/1.1; owned by one thread at a time."""
+
+    def __init__(self, sock: Any, peer: Any, server: Any, initial: bytes = b"") -> None:
+        self.sock = sock
+        self.peer = peer
+        self.server = server
+        self.initial = initial
+        self.parser: Any = None
+        self.deadline = 0.0
+
+    def has_buffered_input(self) -> bool:
+        """Bytes already read (pipelined request) that the selector cannot see."""
+        if self.parser is not None and self.parser.unreader.buf.getvalue():
+            return True
+        pending = getattr(self.sock, "pending", None)
+        return bool(pending and pending())
+
+
+def upgrade_settings(req: Any) -> bytes | None:
+    """The HTTP2-Settings payload if ``req`` is a well-formed h2c upgrade."""
+    upgrade, connection, settings = "", "", []
+    for name, value in req.headers:
+        if name == "UPGRADE":
+            upgrade = value.strip().lower()
+        elif name == "CONNECTION":
+            connection = value.lower()
+        elif name == "HTTP2-SETTINGS":
+            settings.append(value.strip())
+    tokens = {t.strip() for t in connection.split(",")}
+    if upgrade != "h2c" or len(settings) != 1 or not {"upgrade", "http2-settings"} <= tokens:
+        return None
+    if req.version < (1, 1) or (req.body is not None and _declared_length(req) > UPGRADE_BODY_LIMIT):
+        return None
+    payload = settings[0].encode("latin-1")
+    try:
+        raw = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return payload if len(raw) % 6 == 0 else None
+
+
+def _declared_length(req: Any) -> int:
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH":
+            return int(value) if value.isdigit() else UPGRADE_BODY_LIMIT + 1
+        if name == "TRANSFER-ENCODING":
+            return UPGRADE_BODY_LIMIT + 1
+    return 0
+
+
+def start_upgrade(conn: H1Connection, req: Any, settings: bytes) -> Upgrade:
+    """Read the upgrade request's body, answer 101, describe stream 1."""
+    body = req.body.read() if req.body is not None else b""
+    pending = conn.parser.unreader.buf.getvalue()
+    util.write(conn.sock, SWITCHING_PROTOCOLS)
+    block: list[Header] = [
+        (b":method", req.method.encode("latin-1")),
+        (b":scheme", b"http"),
+        (b":path", req.uri.encode("latin-1")),
+    ]
+    host = next((v for n, v in req.headers if n == "HOST"), None)
+    if host is not None:
+        block.insert(1, (b":authority", host.encode("latin-1")))
+    for name, value in req.headers:
+        if name in _NOT_FORWARDED or (name == "TE" and value.strip().lower() != "trailers"):
+            continue
+        block.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return Upgrade(settings, block, body or b"", pending)
+
+
+def next_request(conn: H1Connection, cfg: Any) -> Any:
+    """Parse the next request with Gunicorn's parser (None: connection done)."""
+    if conn.parser is None:
+        conn.parser = RequestParser(cfg, conn.sock, conn.peer)
+        if conn.initial:
+            conn.parser.unreader.unread(conn.initial)
+            conn.initial = b""
+    try:
+        return next(conn.parser)
+    except StopIteration:
+        return None
+
+
+class H1Exchange:
+    """One request/response on Gunicorn's HTTP/1.1 machinery."""
+
+    def __init__(self, worker: Any, conn: H1Connection, req: Any) -> None:
+        self.worker = worker
+        self.conn = conn
+        self.req = req
+        self.trailers: list[tuple[str, str]] | None = None
+
+    def serve(self, keepalive_allowed: bool) -> bool:
+        """Run the app; returns whether the connection may be kept alive."""
+        worker, req, conn, cfg = self.worker, self.req, self.conn, self.worker.cfg
+        environ: dict[str, Any] = {}
+        resp = None
+        started = datetime.now()
+        try:
+            cfg.pre_request(worker, req)
+            resp, environ = gwsgi.create(req, conn.sock, conn.peer, conn.server, cfg)
+            environ["wsgi.multithread"] = True
+            if "wsgi.early_hints" not in environ:
+                environ["wsgi.early_hints"] = self._early_hints_sender(resp)
+            environ["gunicorn.http2.send_trailers"] = self._set_trailers
+            if not keepalive_allowed:
+                resp.force_close()
+            result = worker.wsgi(environ, resp.start_response)
+            try:
+                if isinstance(result, environ["wsgi.file_wrapper"]):
+                    resp.write_file(result)
+                else:
+                    for item in result:
+                        resp.write(item)
+                self._finish(resp)
+            finally:
+                worker.log.access(resp, req, environ, datetime.now() - started)
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            return not resp.should_close()
+        except Exception:
+            if resp is not None and resp.headers_sent:
+                # Too late for a 500: the connection is the only way to say it.
+                worker.log.exception("Error handling request %s", req.uri)
+                return False
+            raise
+        finally:
+            try:
+                cfg.post_request(worker, req, environ, resp)
+            except Exception:
+                worker.log.exception("Exception in post_request hook")
+
+    def _set_trailers(self, headers: list[tuple[str, str]]) -> None:
+        encode_headers(headers)  # same checks as any response header
+        self.trailers = list(headers)
+
+    def _finish(self, resp: Any) -> None:
+        te = next((v for n, v in self.req.headers if n == "TE"), "")
+        wants = "trailers" in (t.strip().lower() for t in te.split(","))
+        if not (self.trailers and wants and resp.chunked):
+            resp.close()
+            return
+        if not resp.headers_sent:
+            resp.send_headers()
+        lines = "".join(f"{name}: {value.strip()}\r\n" for name, value in self.trailers)
+        util.write(self.conn.sock, b"0\r\n" + lines.encode("latin-1") + b"\r\n")
+
+    def _early_hints_sender(self, resp: Any) -> Any:
+        def send(headers: list[tuple[str, str]]) -> None:
+            if resp.headers_sent or self.req.version < (1, 1):
+                return
+            encode_headers(headers)
+            lines = "".join(f"{name}: {value.strip()}\r\n" for name, value in headers)
+            util.write(self.conn.sock,
+                       b"HTTP/1.1 103 Early Hints\r\n" + lines.encode("latin-1") + b"\r\n")
+
+        return send

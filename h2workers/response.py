@@ -1,0 +1,78 @@
+"""Turning an application's response head into an HTTP/2 header block.
+
+Shared by the WSGI and ASGI mappings: the same checks Gunicorn applies to
+HTTP/1.1 responses (token names, no CR/LF/NUL in values), lowercase names as
+HTTP/2 requires, and no connection-specific fields, which RFC 9113 8.2.2
+forbids in HTTP/2.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .headers import Header
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(r"[ \t\x21-\x7e\x80-\xff]*")
+_STATUS = re.compile(r"([1-9][0-9]{2})(?: [ \t\x21-\x7e\x80-\xff]*)?")
+_CONNECTION_SPECIFIC = frozenset(
+    ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te")
+)
+
+
+class InvalidResponse(ValueError):
+    """The application produced a status or header that cannot be sent."""
+
+
+def parse_status(status: str) -> int:
+    """``"200 OK"`` -> 200, as WSGI's start_response receives it."""
+    if not isinstance(status, str):
+        raise InvalidResponse(f"status {status!r} is not a string")
+    match = _STATUS.fullmatch(status)
+    if match is None:
+        raise InvalidResponse(f"invalid status {status!r}")
+    return int(match.group(1))
+
+
+def encode_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[Header], int | None]:
+    """Check and encode response headers; returns (block, content-length).
+
+    Names are lowercased, values stripped of edge whitespace, and
+    connection-specific fields dropped. Raises InvalidResponse for a name
+    that is not a token or a value with control characters (response
+    splitting), as Gunicorn does for HTTP/1.1.
+    """
+    block: list[Header] = []
+    length: int | None = None
+    for name, value in headers:
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise InvalidResponse(f"invalid header name {name!r}")
+        if not isinstance(value, str) or not _VALUE.fullmatch(value):
+            raise InvalidResponse(f"invalid value for header {name!r}")
+        lname = name.lower()
+        if lname in _CONNECTION_SPECIFIC:
+            continue
+        value = value.strip(" \t")
+        if lname == "content-length":
+            if not value.isdigit():
+                raise InvalidResponse(f"invalid content-length {value!r}")
+            length = int(value)
+        block.append((lname.encode("latin-1"), value.encode("latin-1")))
+    return block, length
+
+
+def encode_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[Header]:
+    """The same checks for headers given as bytes (ASGI, WSGI trailers)."""
+    return encode_headers(
+        (_latin1(name), _latin1(value)) for name, value in headers
+    )[0]
+
+
+def _latin1(text: bytes | str) -> str:
+    return text.decode("latin-1") if isinstance(text, bytes) else text
+
+
+def has_no_body(method: str, status: int) -> bool:
+    """RFC 9110: HEAD responses and 1xx/204/304 carry no content."""
+    return method == "HEAD" or status in (204, 304) or 100 <= status < 200

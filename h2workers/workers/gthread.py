@@ -1,0 +1,408 @@
+"""GThreadH2: HTTP/2 and HTTP/1.1 for WSGI apps on a thread pool.
+
+One I/O thread (the worker's main thread) owns every socket: it accepts,
+does TLS handshakes without blocking, tells HTTP/2 from HTTP/1.1 (ALPN, or
+the cleartext preface), and runs each HTTP/2 connection's core. Pool threads
+run only application code: one job per HTTP/2 stream, so a connection's
+streams run side by side, and one job per HTTP/1.1 request on Gunicorn's own
+HTTP/1.1 code. A connection with nothing in flight holds no thread.
+
+See docs/architecture.md for the picture.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn import http, sock
+from gunicorn.workers import base
+
+from ..config import ServerOptions, server_options
+from ..http1 import H1Connection, H1Exchange, Upgrade, next_request, start_upgrade, upgrade_settings
+from ..wsgi_environ import worker_environ
+from .h2session import H2Session
+from .threads import Mailbox, Parker, ThreadPool
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+TICK = 1.0
+
+
+class _Pending:
+    """A connection before its protocol is known: TLS handshake or preface sniff."""
+
+    def __init__(self, sock: Any, peer: Any, server: Any, deadline: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.server = server
+        self.deadline = deadline
+        self.buf = b""
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class GThreadH2(base.Worker):  # type: ignore[misc]
+    """Gunicorn worker class ``h2workers.GThreadH2``."""
+
+    options: ServerOptions
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """Validate the http2_* settings in the master, before any worker forks."""
+        server_options(cfg)
+        if cfg.worker_connections <= cfg.threads and cfg.keepalive:
+            log.warning("worker_connections (%s) <= threads (%s): few connections can be held",
+                        cfg.worker_connections, cfg.threads)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.options = server_options(self.cfg)
+        self.conns: dict[Any, None] = {}  # every open connection object
+        self.dirty: dict[H2Session, None] = {}
+        self.accepting = False
+
+    def init_process(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.mailbox = Mailbox()
+        self.pool = ThreadPool(max(1, self.cfg.threads), self._job_failed)
+        self.base_environ = worker_environ(self.cfg)
+        self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
+        super().init_process()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context: ssl.SSLContext = sock.ssl_context(self.cfg)
+        context.set_alpn_protocols(self.options.alpn)
+        return context
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.alive = False  # the signal wake-up fd gets the loop moving
+
+    # -- the I/O loop ----------------------------------------------------------
+
+    def run(self) -> None:
+        self.selector.register(self.mailbox.fileno(), READ, self._on_mailbox)
+        self.selector.register(self.PIPE[0], READ, self._on_signal_pipe)
+        self._set_accepting(True)
+        next_tick = 0.0
+        stop_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            if now >= next_tick:
+                self._tick(now)
+                next_tick = now + TICK
+            if not self.alive:
+                if stop_deadline is None:
+                    stop_deadline = now + self.cfg.graceful_timeout
+                    self._begin_stop()
+                if not self.conns or now >= stop_deadline:
+                    break
+            self._poll(max(0.0, next_tick - now))
+        self._finish_stop()
+
+    def _poll(self, timeout: float) -> None:
+        try:
+            ready = self.selector.select(timeout)
+        except OSError as exc:
+            if exc.errno != errno.EINTR:
+                raise
+            ready = []
+        for key, mask in ready:
+            key.data(mask)
+        self.mailbox.run_all()
+        self._flush()
+
+    def _flush(self) -> None:
+        now = time.monotonic()
+        while self.dirty:
+            session = next(iter(self.dirty))
+            del self.dirty[session]
+            session.flush(now)
+
+    def mark_dirty(self, session: H2Session) -> None:
+        self.dirty[session] = None
+
+    def _on_mailbox(self, mask: int) -> None:
+        pass  # the queue is drained on every loop turn
+
+    def _on_signal_pipe(self, mask: int) -> None:
+        try:
+            os.read(self.PIPE[0], 4096)
+        except OSError:
+            pass
+
+    def _tick(self, now: float) -> None:
+        self.notify()
+        if self.ppid != os.getppid():
+            self.log.info("Parent changed, shutting down: %s", self)
+            self.alive = False
+        for conn in list(self.conns):
+            if isinstance(conn, H2Session):
+                conn.tick(now)
+            elif isinstance(conn, (_Pending, H1Connection)) and 0 < conn.deadline <= now:
+                self._drop(conn)
+
+    # -- accepting -------------------------------------------------------------
+
+    def _set_accepting(self, enabled: bool) -> None:
+        if enabled == self.accepting:
+            return
+        for listener in self.sockets:
+            if enabled:
+                listener.setblocking(False)
+                self.selector.register(listener, READ, self._acceptor(listener))
+            else:
+                self.selector.unregister(listener)
+        self.accepting = enabled
+
+    def _acceptor(self, listener: Any) -> Callable[[int], None]:
+        return lambda mask: self._accept(listener)
+
+    def _accept(self, listener: Any) -> None:
+        while self.alive and len(self.conns) < self.cfg.worker_connections:
+            try:
+                client, peer = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.log.error("accept() failed: %s", exc)
+                    return
+                raise
+            self._adopt(client, peer, listener.getsockname())
+        if len(self.conns) >= self.cfg.worker_connections:
+            self._set_accepting(False)
+
+    def _adopt(self, client: socket.socket, peer: Any, server: Any) -> None:
+        client.setblocking(False)
+        if client.family in (socket.AF_INET, socket.AF_INET6):
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        deadline = time.monotonic() + max(1.0, float(self.cfg.timeout))
+        if self.ssl_context is not None:
+            tls = self.ssl_context.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False,
+                suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
+            pending = _Pending(tls, peer, server, deadline)
+            self._register(pending, READ, lambda mask: self._handshake(pending))
+        elif self.options.prior_knowledge:
+            pending = _Pending(client, peer, server, deadline)
+            self._register(pending, READ, lambda mask: self._sniff(pending))
+        else:
+            self._idle_h1(H1Connection(client, peer, server))
+
+    def _register(self, conn: Any, events: int, handler: Callable[[int], None]) -> None:
+        self.conns[conn] = None
+        self.selector.register(conn.sock, events, handler)
+
+    def _unregister(self, conn: Any) -> None:
+        try:
+            self.selector.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    # -- protocol detection ----------------------------------------------------
+
+    def _handshake(self, pending: _Pending) -> None:
+        try:
+            pending.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.selector.modify(pending.sock, READ, lambda mask: self._handshake(pending))
+            return
+        except ssl.SSLWantWriteError:
+            self.selector.modify(pending.sock, WRITE, lambda mask: self._handshake(pending))
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self.log.debug("TLS handshake with %s failed: %s", pending.peer, exc)
+            self._drop(pending)
+            return
+        self._unregister(pending)
+        del self.conns[pending]
+        if pending.sock.selected_alpn_protocol() == "h2":
+            self._start_h2(pending)
+        else:
+            self._idle_h1(H1Connection(pending.sock, pending.peer, pending.server))
+
+    def _sniff(self, pending: _Pending) -> None:
+        try:
+            data = pending.sock.recv(len(PREFACE) - len(pending.buf))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(pending)
+            return
+        pending.buf += data
+        if PREFACE.startswith(pending.buf) and len(pending.buf) < len(PREFACE):
+            return  # a prefix of the preface: wait for the rest
+        self._unregister(pending)
+        del self.conns[pending]
+        if pending.buf == PREFACE:
+            self._start_h2(pending)
+        else:
+            self._idle_h1(H1Connection(pending.sock, pending.peer, pending.server, pending.buf))
+
+    def _start_h2(self, pending: _Pending) -> None:
+        secure = self.ssl_context is not None
+        session = H2Session(self, pending.sock, pending.peer, pending.server, secure)
+        self._register(session, READ, self._session_handler(session))
+        session.start(pending.buf)
+        if secure:
+            session.on_readable()  # TLS may hold decrypted bytes the selector won't report
+
+    def _session_handler(self, session: H2Session) -> Callable[[int], None]:
+        def handle(mask: int) -> None:
+            if mask & READ:
+                session.on_readable()
+            if mask & WRITE and not session.closed:
+                session.write()
+
+        return handle
+
+    def watch(self, session: H2Session, write: bool) -> None:
+        if not session.closed:
+            self.selector.modify(session.sock, READ | WRITE if write else READ,
+                                 self._session_handler(session))
+
+    def forget(self, session: H2Session) -> None:
+        self._unregister(session)
+        self.conns.pop(session, None)
+        self.dirty.pop(session, None)
+        self._maybe_resume_accepting()
+
+    # -- HTTP/1.1 ----------------------------------------------------------------
+
+    def _idle_h1(self, conn: H1Connection) -> None:
+        """Wait, without a thread, for the next request on an HTTP/1.1 connection."""
+        if not self.alive:
+            self._drop(conn)
+            return
+        if conn.initial or conn.has_buffered_input():
+            self.conns[conn] = None
+            self._dispatch_h1(conn)
+            return
+        conn.deadline = time.monotonic() + max(self.cfg.keepalive, 1)
+        self._register(conn, READ, lambda mask: self._h1_readable(conn))
+
+    def _h1_readable(self, conn: H1Connection) -> None:
+        self._unregister(conn)
+        self._dispatch_h1(conn)
+
+    def _dispatch_h1(self, conn: H1Connection) -> None:
+        conn.deadline = 0.0  # owned by a pool thread now: no idle timeout
+        self.count_request()
+        keepalive = self.alive and self.cfg.keepalive > 0
+        self.pool.submit(lambda parker: self._serve_h1(conn, keepalive, parker))
+
+    def _serve_h1(self, conn: H1Connection, keepalive: bool, parker: Parker) -> None:
+        """One HTTP/1.1 request, on a pool thread, with Gunicorn's code."""
+        conn.sock.setblocking(True)
+        conn.sock.settimeout(float(self.cfg.timeout) or None)
+        req = None
+        outcome: bool | Upgrade = False
+        try:
+            req = next_request(conn, self.cfg)
+            if req is None:
+                return
+            settings = upgrade_settings(req) if self._may_upgrade() else None
+            if settings is not None:
+                outcome = start_upgrade(conn, req, settings)
+                return
+            outcome = H1Exchange(self, conn, req).serve(keepalive)
+        except Exception as exc:
+            self._h1_error(conn, req, exc)
+        finally:
+            self.mailbox.post(self._h1_done, conn, outcome)
+
+    def _may_upgrade(self) -> bool:
+        return self.options.upgrade and self.ssl_context is None
+
+    def _h1_error(self, conn: H1Connection, req: Any, exc: Exception) -> None:
+        if isinstance(exc, http.errors.NoMoreData):
+            self.log.debug("Ignored premature client disconnection. %s", exc)
+        elif isinstance(exc, TimeoutError):
+            self.log.debug("HTTP/1.1 connection from %s timed out", conn.peer)
+        elif isinstance(exc, ssl.SSLError) and exc.args[0] == ssl.SSL_ERROR_EOF:
+            self.log.debug("ssl connection closed")
+        elif isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ECONNRESET,
+                                                        errno.ENOTCONN):
+            self.log.debug("Ignoring connection error: %s", exc)
+        elif isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
+            self.log.exception("Socket error processing request.")
+        else:
+            self.handle_error(req, conn.sock, conn.peer, exc)
+
+    def _h1_done(self, conn: H1Connection, outcome: bool | Upgrade) -> None:
+        if isinstance(outcome, Upgrade):
+            del self.conns[conn]
+            conn.sock.setblocking(False)
+            session = H2Session(self, conn.sock, conn.peer, conn.server, secure=False)
+            self._register(session, READ, self._session_handler(session))
+            session.start_upgraded(outcome)
+        elif outcome and self.alive:
+            conn.sock.setblocking(False)
+            del self.conns[conn]
+            self._idle_h1(conn)
+        else:
+            self._drop(conn)
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def count_request(self) -> None:
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+
+    def _drop(self, conn: Any) -> None:
+        self._unregister(conn)
+        self.conns.pop(conn, None)
+        conn.close() if isinstance(conn, _Pending) else _close(conn.sock)
+        self._maybe_resume_accepting()
+
+    def _maybe_resume_accepting(self) -> None:
+        if self.alive and not self.accepting and len(self.conns) < self.cfg.worker_connections:
+            self._set_accepting(True)
+
+    def _job_failed(self, exc: BaseException) -> None:
+        self.log.error("Unexpected error in a pool thread", exc_info=exc)
+
+    def _begin_stop(self) -> None:
+        """Stop accepting; close what is idle; let sessions send GOAWAY."""
+        self._set_accepting(False)
+        for conn in list(self.conns):
+            if isinstance(conn, _Pending) or (isinstance(conn, H1Connection) and conn.deadline):
+                self._drop(conn)
+            elif isinstance(conn, H2Session):
+                conn.tick(time.monotonic())
+
+    def _finish_stop(self) -> None:
+        for conn in list(self.conns):
+            if isinstance(conn, H2Session):
+                conn.close()
+            else:
+                self._drop(conn)
+        self.pool.stop(timeout=1.0)
+        for listener in self.sockets:
+            try:
+                listener.close()
+            except OSError:
+                pass
+        self.mailbox.close()
+
+
+def _close(sock: Any) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -1,0 +1,390 @@
+"""One HTTP/2 connection of the GThreadH2 worker.
+
+``H2Session`` lives on the I/O thread: it alone touches the socket and the
+core (neither h2 nor an SSL socket may be used from two threads). Each
+stream's application runs on a pool thread and talks to the session through
+a ``ThreadChannel``: request body in, response commands out via the
+worker's mailbox. The channel's counters each have one writer (``posted``
+the app thread, ``framed`` the I/O thread), so no lock is needed; a thread
+waiting for body bytes or buffer room parks on its own reusable Parker.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+import time
+from collections import deque
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from h2.errors import ErrorCodes
+
+from .. import events as ev
+from ..core import H2Core
+from ..errors import StreamClosed
+from ..headers import Header, RequestHead
+from ..wsgi import WSGIStream, log_access, reject
+from ..wsgi_environ import EnvironBuilder, RequestRejected
+from .threads import Parker
+
+if TYPE_CHECKING:
+    from .gthread import GThreadH2
+
+RECV_SIZE = 65536
+
+
+class ThreadChannel:
+    """A stream as its pool thread sees it (see wsgi.Channel)."""
+
+    __slots__ = ("aborted", "applied", "chunks", "ended", "framed", "parker", "posted",
+                 "session", "stream_id", "unacked", "waiter")
+
+    def __init__(self, session: H2Session, stream_id: int, ended: bool) -> None:
+        self.session = session
+        self.stream_id = stream_id
+        self.chunks: deque[bytes] = deque()
+        self.ended = ended
+        self.aborted: ErrorCodes | None = None
+        self.waiter: Parker | None = None
+        self.parker: Parker | None = None
+        self.posted = 0  # response bytes handed over (app thread writes)
+        self.applied = 0  # of those, given to the core (I/O thread writes)
+        self.framed = 0  # of those, framed by the core (I/O thread writes)
+        self.unacked = 0  # body bytes read by the app, credit not yet returned
+
+    # -- I/O thread side -----------------------------------------------------
+
+    def feed(self, data: bytes, end: bool) -> None:
+        if data:
+            self.chunks.append(data)
+        if end:
+            self.ended = True
+        self.wake()
+
+    def abort(self, code: ErrorCodes) -> None:
+        self.aborted = code
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            waiter.unpark()
+
+    # -- application thread side ---------------------------------------------
+
+    def read_chunk(self) -> bytes:
+        while True:
+            if self.chunks:
+                chunk = self.chunks.popleft()
+                self._credit(len(chunk))
+                return chunk
+            if self.ended:
+                return b""
+            if self.aborted is not None:
+                raise StreamClosed("the stream was reset", self.aborted)
+            self._credit(0, now=True)
+            self._wait(lambda: bool(self.chunks) or self.ended, "request body")
+
+    def _credit(self, nbytes: int, now: bool = False) -> None:
+        self.unacked += nbytes
+        if self.unacked and (now or self.unacked >= self.session.ack_threshold):
+            self.session.post(self.session.cmd_consumed, self.stream_id, self.unacked)
+            self.unacked = 0
+
+    def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
+        self._check()
+        self.posted += len(body)
+        self.session.post(self.session.cmd_head, self, status, headers, body, end)
+        self._throttle()
+
+    def send_body(self, data: bytes, end: bool) -> None:
+        self._check()
+        self.posted += len(data)
+        self.session.post(self.session.cmd_body, self, data, end)
+        self._throttle()
+
+    def send_informational(self, status: int, headers: list[Header]) -> None:
+        self._check()
+        self.session.post(self.session.cmd_informational, self.stream_id, status, headers)
+
+    def send_trailers(self, headers: list[Header]) -> None:
+        self._check()
+        self.session.post(self.session.cmd_trailers, self.stream_id, headers)
+
+    def reset(self, error_code: ErrorCodes) -> None:
+        self.session.post(self.session.cmd_reset, self.stream_id, error_code)
+
+    def _check(self) -> None:
+        if self.aborted is not None:
+            raise StreamClosed("the stream was reset", self.aborted)
+
+    def _throttle(self) -> None:
+        limit = self.session.high_water
+        if self.posted - self.framed > limit:
+            self._wait(lambda: self.posted - self.framed <= limit, "flow-control window")
+
+    def _wait(self, ready: Any, what: str) -> None:
+        """Park until ``ready()`` or the stream is aborted (then raise)."""
+        parker = self.parker
+        assert parker is not None, "a channel is used from the thread serving it"
+        self.waiter = parker
+        deadline = time.monotonic() + self.session.wait_timeout
+        try:
+            while not ready():
+                if self.aborted is not None:
+                    raise StreamClosed("the stream was reset", self.aborted)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.reset(ErrorCodes.CANCEL)
+                    raise StreamClosed(f"timed out waiting for the {what}")
+                parker.park(remaining)
+        finally:
+            self.waiter = None
+
+
+class H2Session:
+    """The I/O-thread side of one HTTP/2 connection."""
+
+    def __init__(self, worker: GThreadH2, sock: Any, peer: Any, server: Any,
+                 secure: bool) -> None:
+        self.worker = worker
+        self.sock = sock
+        self.peer = peer
+        settings = worker.options.h2
+        self.core = H2Core(settings)
+        self.environ = EnvironBuilder(worker.cfg, worker.base_environ, peer, server, secure)
+        self.channels: dict[int, ThreadChannel] = {}
+        self.out = bytearray()
+        self.post = worker.mailbox.post
+        self.high_water = max(131072, 2 * settings.max_frame_size)
+        self.ack_threshold = max(16384, settings.initial_window_size // 4)
+        self.wait_timeout = float(worker.cfg.timeout or 30)
+        self.idle_since = time.monotonic()
+        self.closed = False
+        self.want_write = False
+
+    def start(self, initial: bytes = b"") -> None:
+        self.core.initiate()
+        if initial:
+            self.receive(initial)
+        self.worker.mark_dirty(self)
+
+    def start_upgraded(self, upgrade: Any) -> None:
+        events = self.core.initiate_upgrade(upgrade.http2_settings, upgrade.block, upgrade.body)
+        self.dispatch(events)
+        if upgrade.pending:
+            self.receive(upgrade.pending)
+        self.worker.mark_dirty(self)
+
+    # -- input ---------------------------------------------------------------
+
+    def on_readable(self) -> None:
+        sock = self.sock
+        while True:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return
+            except OSError as exc:
+                self.worker.log.debug("HTTP/2 connection error from %s: %s", self.peer, exc)
+                self.close()
+                return
+            if not data:
+                self.close()
+                return
+            self.receive(data)
+            if self.closed or not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                return
+
+    def receive(self, data: bytes) -> None:
+        self.dispatch(self.core.receive(data))
+        self.worker.mark_dirty(self)
+
+    def dispatch(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, ev.RequestStarted):
+                self._start_stream(event.stream_id, event.head, event.end_stream)
+            elif isinstance(event, ev.RequestData):
+                channel = self.channels.get(event.stream_id)
+                if channel is not None:
+                    channel.feed(event.data, event.end_stream)
+            elif isinstance(event, ev.RequestTrailers):
+                channel = self.channels.get(event.stream_id)
+                if channel is not None:
+                    channel.feed(b"", True)
+            elif isinstance(event, ev.StreamAborted):
+                self._aborted(event)
+            elif isinstance(event, ev.StreamRejected):
+                self.worker.log.info("HTTP/2 stream %d from %s refused: %s (%s)",
+                                     event.stream_id, self.peer[0] if self.peer else "-",
+                                     event.reason, event.error_code.name)
+            elif isinstance(event, ev.ConnectionEnded):
+                self._ended(event)
+
+    def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
+        channel = ThreadChannel(self, stream_id, ended)
+        self.channels[stream_id] = channel
+        self.worker.count_request()
+
+        def job(parker: Parker) -> None:
+            channel.parker = parker
+            self.run_stream(channel, head)
+
+        self.worker.pool.submit(job)
+
+    def _aborted(self, event: ev.StreamAborted) -> None:
+        channel = self.channels.pop(event.stream_id, None)
+        if channel is not None:
+            channel.abort(event.error_code)
+        if not event.by_peer and event.error_code != ErrorCodes.NO_ERROR and event.reason:
+            self.worker.log.info("HTTP/2 stream %d reset: %s (%s)", event.stream_id,
+                                 event.reason, event.error_code.name)
+
+    def _ended(self, event: ev.ConnectionEnded) -> None:
+        if not event.by_peer:
+            self.worker.log.info("HTTP/2 connection from %s closed: %s (%s)",
+                                 self.peer[0] if self.peer else "-", event.reason,
+                                 event.error_code.name)
+        for channel in self.channels.values():
+            channel.abort(event.error_code or ErrorCodes.CANCEL)
+        self.channels.clear()
+
+    # -- the application's thread --------------------------------------------
+
+    def run_stream(self, channel: ThreadChannel, head: RequestHead) -> None:
+        """Serve one stream on a pool thread (never raises)."""
+        worker = self.worker
+        started = datetime.now()
+        try:
+            try:
+                environ, req = self.environ.build(channel.stream_id, head)
+            except RequestRejected as exc:
+                worker.log.warning("Invalid request from ip=%s: %s", self.peer[0], exc)
+                reject(channel, exc)
+                return
+            worker.cfg.pre_request(worker, req)
+            stream = WSGIStream(worker.wsgi, channel, environ, req)
+            stream.run()
+            if stream.error is not None:
+                worker.log.error("Error handling request %s", req.uri, exc_info=stream.error)
+            log_access(worker.log, stream.info, req, environ, started)
+            try:
+                worker.cfg.post_request(worker, req, environ, stream.info)
+            except Exception:
+                worker.log.exception("Exception in post_request hook")
+        except StreamClosed:
+            pass
+        except Exception:
+            worker.log.exception("Error serving HTTP/2 stream %d", channel.stream_id)
+            channel.reset(ErrorCodes.INTERNAL_ERROR)
+        finally:
+            if channel.unacked:
+                self.post(self.cmd_consumed, channel.stream_id, channel.unacked)
+            self.post(self.cmd_done, channel)
+
+    # -- commands, run on the I/O thread ---------------------------------------
+
+    def cmd_head(self, channel: ThreadChannel, status: int, headers: list[Header], body: bytes,
+                 end: bool) -> None:
+        sid = channel.stream_id
+        core = self.core
+        core.respond(sid, status, headers, end_stream=end and not body)
+        if body:
+            core.send_body(sid, body, end)
+        channel.applied += len(body)
+        self.worker.mark_dirty(self)
+
+    def cmd_body(self, channel: ThreadChannel, data: bytes, end: bool) -> None:
+        self.core.send_body(channel.stream_id, data, end)
+        channel.applied += len(data)
+        self.worker.mark_dirty(self)
+
+    def cmd_informational(self, stream_id: int, status: int, headers: list[Header]) -> None:
+        self.core.informational(stream_id, status, headers)
+        self.worker.mark_dirty(self)
+
+    def cmd_trailers(self, stream_id: int, headers: list[Header]) -> None:
+        self.core.send_trailers(stream_id, headers)
+        self.worker.mark_dirty(self)
+
+    def cmd_reset(self, stream_id: int, code: ErrorCodes) -> None:
+        self.core.reset(stream_id, code)
+        channel = self.channels.pop(stream_id, None)
+        if channel is not None:
+            channel.abort(code)
+        self.worker.mark_dirty(self)
+
+    def cmd_consumed(self, stream_id: int, nbytes: int) -> None:
+        self.core.consumed(stream_id, nbytes)
+        self.worker.mark_dirty(self)
+
+    def cmd_done(self, channel: ThreadChannel) -> None:
+        if self.channels.get(channel.stream_id) is channel:
+            del self.channels[channel.stream_id]
+        self.worker.mark_dirty(self)
+
+    # -- output ----------------------------------------------------------------
+
+    def flush(self, now: float) -> None:
+        """Frame what is queued and write it: once per loop turn."""
+        if self.closed:
+            return
+        core = self.core
+        for sid in core.flush(now):
+            channel = self.channels.get(sid)
+            if channel is not None:
+                channel.framed = channel.applied - core.buffered(sid)
+                channel.wake()
+        data = core.data_to_send()
+        if data:
+            self.out += data
+        if self.out:
+            self.write()
+        if self.channels or core.open_streams:
+            self.idle_since = now
+        elif core.finished and not self.out:
+            self.close()
+
+    def write(self) -> None:
+        try:
+            sent = self.sock.send(self.out)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            sent = 0
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.worker.log.debug("HTTP/2 write to %s failed: %s", self.peer, exc)
+            self.close()
+            return
+        del self.out[:sent]
+        want = bool(self.out)
+        if want != self.want_write:
+            self.want_write = want
+            self.worker.watch(self, write=want)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Once a second: flow-control timeouts, keep-alive, shutdown."""
+        if self.closed:
+            return
+        self.dispatch(self.core.expire(now, self.wait_timeout))
+        if not self.worker.alive:
+            self.core.start_shutdown()
+        elif not self.channels and not self.core.open_streams and (
+                now - self.idle_since >= self.worker.cfg.keepalive):
+            self.core.start_shutdown()  # keepalive: idle connections get GOAWAY
+        self.worker.mark_dirty(self)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for channel in self.channels.values():
+            channel.abort(ErrorCodes.CANCEL)
+        self.channels.clear()
+        self.worker.forget(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass

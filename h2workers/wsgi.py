@@ -1,0 +1,287 @@
+"""Running a WSGI application on one HTTP/2 stream.
+
+Driver-neutral: the application's thread (pool thread, greenlet) talks to the
+connection through a ``Channel`` whose methods block in whatever way that
+driver blocks. The runner maps WSGI onto it: ``start_response`` and the
+response iterable become a response head, body frames and END_STREAM;
+``wsgi.input`` reads the request body as it arrives; ``wsgi.early_hints``
+and ``gunicorn.http2.send_trailers`` carry the names Gunicorn 25+ defined.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, Protocol
+
+from h2.errors import ErrorCodes
+
+from .errors import StreamClosed
+from .headers import Header
+from .response import InvalidResponse, encode_headers, has_no_body, parse_status
+from .wsgi_environ import H2Request, RequestRejected
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Channel(Protocol):
+    """One stream as the application's thread sees it."""
+
+    stream_id: int
+
+    def read_chunk(self) -> bytes:
+        """Next piece of request body; b"" at its end. Raises StreamClosed."""
+
+    def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
+        """Response head, optionally with the first body bytes and END_STREAM."""
+
+    def send_body(self, data: bytes, end: bool) -> None:
+        """More body; blocks while too much is queued. Raises StreamClosed."""
+
+    def send_informational(self, status: int, headers: list[Header]) -> None:
+        """A 1xx response ahead of the final one."""
+
+    def send_trailers(self, headers: list[Header]) -> None:
+        """Trailers; they end the stream."""
+
+    def reset(self, error_code: ErrorCodes) -> None:
+        """Abandon the stream with RST_STREAM."""
+
+
+class RequestBody:
+    """``wsgi.input``: the request body, read as the client sends it.
+
+    Reading is what reopens the stream's flow-control window, so a client
+    can never make the server hold more than one window of body per stream.
+    ``read(n)`` returns ``n`` bytes unless the body ends first, as Gunicorn's
+    HTTP/1.1 body does.
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._buf = bytearray()
+        self._eof = False
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        chunk = self._channel.read_chunk()
+        if not chunk:
+            self._eof = True
+            return False
+        self._buf += chunk
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            size = len(self._buf)
+        while len(self._buf) < size and self._fill():
+            pass
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = size if size is not None and size >= 0 else sys.maxsize
+        start = 0
+        while True:
+            end = self._buf.find(b"\n", start, limit)
+            if end >= 0:
+                return self.read(end + 1)
+            if len(self._buf) >= limit:
+                return self.read(limit)
+            start = len(self._buf)
+            if not self._fill():
+                return self.read(min(len(self._buf), limit))
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class _ResponseInfo:
+    """What Gunicorn's access log and post_request hook read of a response."""
+
+    __slots__ = ("headers", "sent", "status", "status_code")
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.status_code: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.sent = 0
+
+
+class WSGIStream:
+    """Serves one stream: call the app, send what it returns."""
+
+    def __init__(self, app: WSGIApp, channel: Channel, environ: dict[str, Any],
+                 req: H2Request) -> None:
+        self.app = app
+        self.channel = channel
+        self.environ = environ
+        self.req = req
+        self.info = _ResponseInfo()
+        self._block: list[Header] = []
+        self._length: int | None = None
+        self._no_body = False
+        self._head_sent = False
+        self._trailers: list[Header] | None = None
+        environ["wsgi.input"] = RequestBody(channel)
+        environ["wsgi.early_hints"] = self.early_hints
+        environ["gunicorn.http2.send_trailers"] = self.send_trailers
+        environ["gunicorn.http2.priority_weight"] = req.priority_weight
+        environ["gunicorn.http2.priority_depends_on"] = req.priority_depends_on
+
+    # -- the WSGI callables --------------------------------------------------
+
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info:
+            try:
+                if self._head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.info.status is not None:
+            raise AssertionError("start_response() called twice without exc_info")
+        code = parse_status(status)
+        self._block, self._length = encode_headers(headers)
+        self.info.status, self.info.status_code = status, code
+        self.info.headers = list(headers)
+        self._no_body = has_no_body(self.req.method, code)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if self.info.status_code is None:
+            raise AssertionError("write() before start_response()")
+        data = self._within_length(data)
+        if not data:
+            return
+        if self._head_sent:
+            self.channel.send_body(data, False)
+        else:
+            self._head_sent = True
+            self.channel.send_head(self.info.status_code, self._block, data, False)
+        self.info.sent += len(data)
+
+    def early_hints(self, headers: list[tuple[str, str]]) -> None:
+        """``wsgi.early_hints``: a 103 ahead of the response, ignored once it started."""
+        if not self._head_sent:
+            self.channel.send_informational(103, encode_headers(headers)[0])
+
+    def send_trailers(self, headers: list[tuple[str, str]]) -> None:
+        """``gunicorn.http2.send_trailers``: sent after the last body frame."""
+        block = encode_headers(headers)[0]
+        if any(name.startswith(b":") for name, _ in block):
+            raise InvalidResponse("trailers must not contain pseudo-headers")
+        self._trailers = block
+
+    # -- running -------------------------------------------------------------
+
+    def run(self) -> None:
+        """Call the app and send its response; never raises."""
+        try:
+            result = self.app(self.environ, self.start_response)
+            try:
+                self._send_result(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except StreamClosed:
+            pass  # reset by the client, timed out, or the connection went away
+        except Exception:
+            self._fail()
+
+    def _send_result(self, result: Iterable[bytes]) -> None:
+        if isinstance(result, (list, tuple)) and len(result) <= 1 and not self._head_sent:
+            if self.info.status_code is None:
+                raise AssertionError("the application returned before start_response()")
+            body = self._within_length(result[0]) if result else b""
+            self.info.sent += len(body)
+            self._complete(body)
+            return
+        for chunk in result:
+            self.write(chunk)
+        self._complete(b"")
+
+    def _complete(self, body: bytes) -> None:
+        """Send whatever ends the stream: head and/or END_STREAM or trailers."""
+        code = self.info.status_code
+        if code is None:
+            raise AssertionError("the application returned before start_response()")
+        if self._length is not None and self.info.sent < self._length and not self._no_body:
+            raise InvalidResponse(
+                f"response shorter ({self.info.sent}) than its content-length ({self._length})")
+        trailers = self._trailers
+        if not self._head_sent:
+            self._head_sent = True
+            self.channel.send_head(code, self._block, body, trailers is None)
+        elif trailers is None:
+            self.channel.send_body(b"", True)
+        if trailers is not None:
+            self.channel.send_trailers(trailers)
+
+    def _within_length(self, data: bytes) -> bytes:
+        """Drop body bytes that must not be sent (HEAD, 204/304, past content-length)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"response body items must be bytes, got {type(data).__name__}")
+        if self._no_body:
+            return b""
+        if self._length is not None:
+            room = self._length - self.info.sent
+            if len(data) > room:
+                data = data[:max(room, 0)]
+        return bytes(data)
+
+    def _fail(self) -> None:
+        """The app (or its response) failed: 500 if we still can, else reset."""
+        self.error = sys.exc_info()[1]
+        if self._head_sent:
+            self.channel.reset(ErrorCodes.INTERNAL_ERROR)
+            return
+        self._head_sent = True
+        self.info.status, self.info.status_code = "500 Internal Server Error", 500
+        self.info.headers = [("Content-Type", "text/plain"), ("Content-Length", "21")]
+        self.info.sent = 21
+        block = [(b"content-type", b"text/plain"), (b"content-length", b"21")]
+        try:
+            self.channel.send_head(500, block, b"Internal Server Error", True)
+        except StreamClosed:
+            pass
+
+    error: BaseException | None = None
+
+
+def reject(channel: Channel, exc: RequestRejected) -> _ResponseInfo:
+    """Answer a request Gunicorn's policy refuses (414, 431, 400...)."""
+    body = f"{exc.status} {exc.reason}\n".encode()
+    info = _ResponseInfo()
+    info.status, info.status_code, info.sent = f"{exc.status} {exc.reason}", exc.status, len(body)
+    block = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    channel.send_head(exc.status, block, body, True)
+    return info
+
+
+def log_access(log: Any, info: Any, req: Any, environ: dict[str, Any], started: datetime) -> None:
+    """Gunicorn's access log line, only built when access logging is on."""
+    if getattr(log, "access_log_enabled", True):
+        log.access(info, req, environ, datetime.now() - started)
