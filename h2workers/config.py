@@ -237,15 +237,16 @@ def _literal_assignments(text: str, wanted: set[str]) -> tuple[dict[str, Any], b
     values: dict[str, Any] = {}
     computed = False
     for node in tree.body:
-        targets = (
-            node.targets
-            if isinstance(node, ast.Assign)
-            else ([node.target] if isinstance(node, ast.AnnAssign) and node.value else [])
-        )
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
         for target in targets:
             if isinstance(target, ast.Name) and target.id in wanted:
                 try:
-                    values[target.id] = ast.literal_eval(node.value)  # type: ignore[union-attr,arg-type]
+                    values[target.id] = ast.literal_eval(value)
                 except ValueError:
                     computed = True
     return values, computed

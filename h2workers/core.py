@@ -94,6 +94,10 @@ class H2Core:
         self._out = bytearray()
         self.last_stream_id: int | None = None  # set once GOAWAY is sent
         self.terminated = False  # connection error or peer GOAWAY: nothing more runs
+        # PRIORITY frames for streams not opened yet (RFC 9113 5.3 allows it);
+        # bounded so a PRIORITY flood cannot grow it.
+        self._early_priority: dict[int, h2e.PriorityUpdated] = {}
+        self._highest_request = 0  # highest stream id whose HEADERS arrived
 
     # -- setup ---------------------------------------------------------------
 
@@ -167,6 +171,7 @@ class H2Core:
 
     def _on_request(self, event: h2e.RequestReceived, out: list[ev.Event]) -> None:
         sid = event.stream_id
+        self._highest_request = max(self._highest_request, sid)
         if self.last_stream_id is not None and sid > self.last_stream_id:
             self._reject(sid, ErrorCodes.REFUSED_STREAM, "connection is shutting down", out)
             return
@@ -175,11 +180,9 @@ class H2Core:
         except StreamViolation as exc:
             self._reject(sid, exc.error_code, str(exc), out)
             return
-        priority = event.priority_updated
+        priority = event.priority_updated or self._early_priority.pop(sid, None)
         if priority is not None:
-            head.priority_weight = priority.weight
-            head.priority_depends_on = priority.depends_on
-            head.priority_exclusive = priority.exclusive
+            _set_priority(head, priority)
         ended = event.stream_ended is not None
         if ended and head.content_length:  # RFC 9113 8.1.1: no DATA, yet a length
             self._reject(sid, ErrorCodes.PROTOCOL_ERROR, "body shorter than content-length", out)
@@ -228,16 +231,25 @@ class H2Core:
             out.append(ev.StreamAborted(event.stream_id, code, by_peer=event.remote_reset))
 
     def _on_priority(self, event: h2e.PriorityUpdated, out: list[ev.Event]) -> None:
-        stream = self._streams.get(event.stream_id)
+        sid = event.stream_id or 0
+        stream = self._streams.get(sid)
         if stream is None:
+            if sid > self._highest_request:
+                self._remember_priority(sid, event)
             return
         head = stream.head
-        head.priority_weight = event.weight
-        head.priority_depends_on = event.depends_on
-        head.priority_exclusive = event.exclusive
+        _set_priority(head, event)
         out.append(
-            ev.PriorityChanged(event.stream_id, event.weight, event.depends_on, event.exclusive)
+            ev.PriorityChanged(
+                sid, head.priority_weight, head.priority_depends_on, head.priority_exclusive
+            )
         )
+
+    def _remember_priority(self, sid: int, event: h2e.PriorityUpdated) -> None:
+        early = self._early_priority
+        early[sid] = event
+        if len(early) > self.settings.max_concurrent_streams:
+            del early[next(iter(early))]
 
     def _on_rejected_by_h2(
         self, event: StreamRefused | StreamMalformed, out: list[ev.Event]
@@ -298,7 +310,7 @@ class H2Core:
     def reset(self, stream_id: int, error_code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
         """Reset a stream on the application's behalf (e.g. it failed mid-body)."""
         if self._forget(stream_id) is not None and not self.terminated:
-            self._h2.reset_stream(stream_id, error_code)
+            self._reset_stream(stream_id, error_code)
 
     def consumed(self, stream_id: int, nbytes: int) -> None:
         """The application read ``nbytes`` of the body: reopen that much window."""
@@ -387,7 +399,7 @@ class H2Core:
         """Our side of the stream is complete; stop a client still uploading."""
         stream = self._forget(sid)
         if stream is not None and stream.request_open:
-            self._h2.reset_stream(sid, ErrorCodes.NO_ERROR)
+            self._reset_stream(sid, ErrorCodes.NO_ERROR)
 
     def expire(self, now: float, timeout: float) -> list[ev.Event]:
         """Reset streams that could not send for ``timeout`` seconds (CANCEL)."""
@@ -460,13 +472,23 @@ class H2Core:
     # -- helpers -------------------------------------------------------------
 
     def _reject(self, sid: int, code: ErrorCodes, reason: str, out: list[ev.Event]) -> None:
-        self._h2.reset_stream(sid, code)
+        self._reset_stream(sid, code)
         out.append(ev.StreamRejected(sid, code, reason))
 
     def _abort(self, sid: int, code: ErrorCodes, reason: str, out: list[ev.Event]) -> None:
         if self._forget(sid) is not None:
-            self._h2.reset_stream(sid, code)
+            self._reset_stream(sid, code)
             out.append(ev.StreamAborted(sid, code, by_peer=False, reason=reason))
+
+    def _reset_stream(self, sid: int, code: ErrorCodes) -> None:
+        """RST_STREAM, unless h2 closed the stream or connection already:
+        events are translated after h2 has read a whole batch, so a later
+        frame of the same read (the peer's RST_STREAM or GOAWAY, a malformed
+        frame) may have closed it."""
+        try:
+            self._h2.reset_stream(sid, code)
+        except ProtocolError:  # StreamClosedError, or the connection is CLOSED
+            pass
 
     def _forget(self, sid: int) -> _Stream | None:
         """Drop a stream's state, crediting body bytes nobody will read."""
@@ -479,3 +501,10 @@ class H2Core:
             # connection window, which is what is owed.
             self._h2.acknowledge_received_data(stream.unacknowledged, sid)
         return stream
+
+
+def _set_priority(head: RequestHead, event: h2e.PriorityUpdated) -> None:
+    """RFC 9113 5.3 values as the client sent them (defaults where absent)."""
+    head.priority_weight = event.weight if event.weight is not None else 16
+    head.priority_depends_on = event.depends_on or 0
+    head.priority_exclusive = bool(event.exclusive)

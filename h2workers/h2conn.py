@@ -18,7 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from h2.connection import ConnectionInputs, ConnectionState, H2Connection
+from h2.connection import (
+    ConnectionInputs,
+    ConnectionState,
+    H2Connection,
+    _decode_headers,  # HPACK errors mapped to h2's, as for any block
+)
 from h2.errors import ErrorCodes
 from h2.events import Event
 from h2.exceptions import (
@@ -32,12 +37,6 @@ from h2.frame_buffer import FrameBuffer
 from h2.stream import StreamClosedBy
 from hpack import HPACKError
 from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
-
-try:  # h2 4.x: HPACK errors mapped to h2 errors, as for any other block
-    from h2.connection import _decode_headers
-except ImportError:  # pragma: no cover - guarded by the h2<5 pin
-    _decode_headers = None
-
 
 # What h2's _decode_headers wraps in a ProtocolError when a header block cannot be decoded.
 _HPACK_ERRORS = (HPACKError, IndexError, TypeError, UnicodeDecodeError)
@@ -65,7 +64,7 @@ class ServerConnection(H2Connection):
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
         try:
-            return super()._receive_headers_frame(frame)  # type: ignore[no-any-return]
+            return super()._receive_headers_frame(frame)
         except TooManyStreamsError:
             return self._refuse_stream(frame)
         except ProtocolError as exc:
@@ -75,7 +74,7 @@ class ServerConnection(H2Connection):
 
     def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Frame], list[Event]]:
         try:
-            return super()._receive_data_frame(frame)  # type: ignore[no-any-return]
+            return super()._receive_data_frame(frame)
         except InvalidBodyLengthError as exc:
             frames, events = self._malformed(frame.stream_id, exc)
             # The connection window was charged for this frame; nobody will
@@ -100,10 +99,7 @@ class ServerConnection(H2Connection):
         if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
             raise ProtocolError(f"unexpected stream id {stream_id}")
         self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
-        if _decode_headers is not None:
-            _decode_headers(self.decoder, frame.data)
-        else:  # pragma: no cover
-            self.decoder.decode(frame.data, raw=True)
+        _decode_headers(self.decoder, frame.data)
         self.highest_inbound_stream_id = stream_id
         # Later frames on this stream are answered as for any reset stream.
         self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM

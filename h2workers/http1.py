@@ -35,8 +35,15 @@ SWITCHING_PROTOCOLS = (
     b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 )
 _NOT_FORWARDED = frozenset(
-    ("CONNECTION", "UPGRADE", "HTTP2-SETTINGS", "KEEP-ALIVE", "PROXY-CONNECTION",
-     "TRANSFER-ENCODING", "HOST")
+    (
+        "CONNECTION",
+        "UPGRADE",
+        "HTTP2-SETTINGS",
+        "KEEP-ALIVE",
+        "PROXY-CONNECTION",
+        "TRANSFER-ENCODING",
+        "HOST",
+    )
 )
 
 
@@ -82,7 +89,7 @@ def upgrade_settings(req: Any) -> bytes | None:
     tokens = {t.strip() for t in connection.split(",")}
     if upgrade != "h2c" or len(settings) != 1 or not {"upgrade", "http2-settings"} <= tokens:
         return None
-    if req.version < (1, 1) or (req.body is not None and _declared_length(req) > UPGRADE_BODY_LIMIT):
+    if req.version < (1, 1) or _declared_length(req) > UPGRADE_BODY_LIMIT:
         return None
     payload = settings[0].encode("latin-1")
     try:
@@ -205,7 +212,8 @@ class H1Exchange:
                 return
             encode_headers(headers)
             lines = "".join(f"{name}: {value.strip()}\r\n" for name, value in headers)
-            util.write(self.conn.sock,
-                       b"HTTP/1.1 103 Early Hints\r\n" + lines.encode("latin-1") + b"\r\n")
+            util.write(
+                self.conn.sock, b"HTTP/1.1 103 Early Hints\r\n" + lines.encode("latin-1") + b"\r\n"
+            )
 
         return send

@@ -64,9 +64,7 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[Header], in
 
 def encode_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[Header]:
     """The same checks for headers given as bytes (ASGI, WSGI trailers)."""
-    return encode_headers(
-        (_latin1(name), _latin1(value)) for name, value in headers
-    )[0]
+    return encode_headers((_latin1(name), _latin1(value)) for name, value in headers)[0]
 
 
 def _latin1(text: bytes | str) -> str:

@@ -132,8 +132,9 @@ class _ResponseInfo:
 class WSGIStream:
     """Serves one stream: call the app, send what it returns."""
 
-    def __init__(self, app: WSGIApp, channel: Channel, environ: dict[str, Any],
-                 req: H2Request) -> None:
+    def __init__(
+        self, app: WSGIApp, channel: Channel, environ: dict[str, Any], req: H2Request
+    ) -> None:
         self.app = app
         self.channel = channel
         self.environ = environ
@@ -152,8 +153,9 @@ class WSGIStream:
 
     # -- the WSGI callables --------------------------------------------------
 
-    def start_response(self, status: str, headers: list[tuple[str, str]],
-                       exc_info: Any = None) -> Callable[[bytes], None]:
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
         if exc_info:
             try:
                 if self._head_sent:
@@ -230,7 +232,8 @@ class WSGIStream:
             raise AssertionError("the application returned before start_response()")
         if self._length is not None and self.info.sent < self._length and not self._no_body:
             raise InvalidResponse(
-                f"response shorter ({self.info.sent}) than its content-length ({self._length})")
+                f"response shorter ({self.info.sent}) than its content-length ({self._length})"
+            )
         trailers = self._trailers
         if not self._head_sent:
             self._head_sent = True
@@ -249,7 +252,7 @@ class WSGIStream:
         if self._length is not None:
             room = self._length - self.info.sent
             if len(data) > room:
-                data = data[:max(room, 0)]
+                data = data[: max(room, 0)]
         return bytes(data)
 
     def _fail(self) -> None:

@@ -35,8 +35,19 @@ class RequestRejected(Exception):
 class H2Request:
     """The request as Gunicorn's hooks and access log expect to see it."""
 
-    __slots__ = ("fragment", "headers", "method", "path", "priority_depends_on",
-                 "priority_weight", "query", "scheme", "stream_id", "uri", "version")
+    __slots__ = (
+        "fragment",
+        "headers",
+        "method",
+        "path",
+        "priority_depends_on",
+        "priority_weight",
+        "query",
+        "scheme",
+        "stream_id",
+        "uri",
+        "version",
+    )
 
     def __init__(self, stream_id: int, head: RequestHead, scheme: str) -> None:
         self.stream_id = stream_id
@@ -92,8 +103,9 @@ def worker_environ(cfg: Any) -> dict[str, Any]:
     }
 
 
-def connection_environ(base: dict[str, Any], peer: Address, server: Address,
-                       secure: bool) -> dict[str, Any]:
+def connection_environ(
+    base: dict[str, Any], peer: Address, server: Address, secure: bool
+) -> dict[str, Any]:
     """The environ keys that are the same for every stream of a connection."""
     environ = dict(base)
     environ["wsgi.url_scheme"] = "https" if secure else "http"
@@ -113,8 +125,9 @@ def connection_environ(base: dict[str, Any], peer: Address, server: Address,
 class EnvironBuilder:
     """Builds the environ of one stream; one instance per connection."""
 
-    def __init__(self, cfg: Any, base: dict[str, Any], peer: Address, server: Address,
-                 secure: bool) -> None:
+    def __init__(
+        self, cfg: Any, base: dict[str, Any], peer: Address, server: Address, secure: bool
+    ) -> None:
         self.cfg = cfg
         self.secure = secure
         self.trusted = peer_is_trusted(cfg, peer)
@@ -201,9 +214,10 @@ class EnvironBuilder:
         script_name = environ.get("HTTP_SCRIPT_NAME", self.script_name)
         if script_name:
             if not path.startswith(script_name):
-                raise RequestRejected(400, "Bad Request",
-                                      f"path {path!r} is not under SCRIPT_NAME {script_name!r}")
-            path = path[len(script_name):]
+                raise RequestRejected(
+                    400, "Bad Request", f"path {path!r} is not under SCRIPT_NAME {script_name!r}"
+                )
+            path = path[len(script_name) :]
         environ["PATH_INFO"] = util.unquote_to_wsgi_str(path)
         environ["SCRIPT_NAME"] = script_name
 
@@ -218,4 +232,3 @@ def _forwarder_headers(cfg: Any) -> list[str]:
     value = getattr(cfg, "forwarder_headers", [])
     names: list[str] = value if isinstance(value, list) else str(value).split(",")
     return [n.strip().upper() for n in names if n.strip()]
-

@@ -62,8 +62,11 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         """Validate the http2_* settings in the master, before any worker forks."""
         server_options(cfg)
         if cfg.worker_connections <= cfg.threads and cfg.keepalive:
-            log.warning("worker_connections (%s) <= threads (%s): few connections can be held",
-                        cfg.worker_connections, cfg.threads)
+            log.warning(
+                "worker_connections (%s) <= threads (%s): few connections can be held",
+                cfg.worker_connections,
+                cfg.threads,
+            )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -190,8 +193,11 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         deadline = time.monotonic() + max(1.0, float(self.cfg.timeout))
         if self.ssl_context is not None:
             tls = self.ssl_context.wrap_socket(
-                client, server_side=True, do_handshake_on_connect=False,
-                suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
+                client,
+                server_side=True,
+                do_handshake_on_connect=False,
+                suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+            )
             pending = _Pending(tls, peer, server, deadline)
             self._register(pending, READ, lambda mask: self._handshake(pending))
         elif self.options.prior_knowledge:
@@ -271,8 +277,9 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
 
     def watch(self, session: H2Session, write: bool) -> None:
         if not session.closed:
-            self.selector.modify(session.sock, READ | WRITE if write else READ,
-                                 self._session_handler(session))
+            self.selector.modify(
+                session.sock, READ | WRITE if write else READ, self._session_handler(session)
+            )
 
     def forget(self, session: H2Session) -> None:
         self._unregister(session)
@@ -334,8 +341,11 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             self.log.debug("HTTP/1.1 connection from %s timed out", conn.peer)
         elif isinstance(exc, ssl.SSLError) and exc.args[0] == ssl.SSL_ERROR_EOF:
             self.log.debug("ssl connection closed")
-        elif isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ECONNRESET,
-                                                        errno.ENOTCONN):
+        elif isinstance(exc, OSError) and exc.errno in (
+            errno.EPIPE,
+            errno.ECONNRESET,
+            errno.ENOTCONN,
+        ):
             self.log.debug("Ignoring connection error: %s", exc)
         elif isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
             self.log.exception("Socket error processing request.")

@@ -37,8 +37,19 @@ RECV_SIZE = 65536
 class ThreadChannel:
     """A stream as its pool thread sees it (see wsgi.Channel)."""
 
-    __slots__ = ("aborted", "applied", "chunks", "ended", "framed", "parker", "posted",
-                 "session", "stream_id", "unacked", "waiter")
+    __slots__ = (
+        "aborted",
+        "applied",
+        "chunks",
+        "ended",
+        "framed",
+        "parker",
+        "posted",
+        "session",
+        "stream_id",
+        "unacked",
+        "waiter",
+    )
 
     def __init__(self, session: H2Session, stream_id: int, ended: bool) -> None:
         self.session = session
@@ -146,11 +157,11 @@ class ThreadChannel:
 class H2Session:
     """The I/O-thread side of one HTTP/2 connection."""
 
-    def __init__(self, worker: GThreadH2, sock: Any, peer: Any, server: Any,
-                 secure: bool) -> None:
+    def __init__(self, worker: GThreadH2, sock: Any, peer: Any, server: Any, secure: bool) -> None:
         self.worker = worker
         self.sock = sock
         self.peer = peer
+        self.peer_ip = peer[0] if isinstance(peer, tuple) else str(peer or "-")
         settings = worker.options.h2
         self.core = H2Core(settings)
         self.environ = EnvironBuilder(worker.cfg, worker.base_environ, peer, server, secure)
@@ -216,9 +227,7 @@ class H2Session:
             elif isinstance(event, ev.StreamAborted):
                 self._aborted(event)
             elif isinstance(event, ev.StreamRejected):
-                self.worker.log.info("HTTP/2 stream %d from %s refused: %s (%s)",
-                                     event.stream_id, self.peer[0] if self.peer else "-",
-                                     event.reason, event.error_code.name)
+                self._rejected(event)
             elif isinstance(event, ev.ConnectionEnded):
                 self._ended(event)
 
@@ -233,19 +242,42 @@ class H2Session:
 
         self.worker.pool.submit(job)
 
+    def _rejected(self, event: ev.StreamRejected) -> None:
+        # A refused stream is ordinary flow control a client retries; a
+        # malformed one is worth a line.
+        log = (
+            self.worker.log.debug
+            if event.error_code == ErrorCodes.REFUSED_STREAM
+            else (self.worker.log.info)
+        )
+        log(
+            "HTTP/2 stream %d from %s rejected: %s (%s)",
+            event.stream_id,
+            self.peer_ip,
+            event.reason,
+            event.error_code.name,
+        )
+
     def _aborted(self, event: ev.StreamAborted) -> None:
         channel = self.channels.pop(event.stream_id, None)
         if channel is not None:
             channel.abort(event.error_code)
         if not event.by_peer and event.error_code != ErrorCodes.NO_ERROR and event.reason:
-            self.worker.log.info("HTTP/2 stream %d reset: %s (%s)", event.stream_id,
-                                 event.reason, event.error_code.name)
+            self.worker.log.info(
+                "HTTP/2 stream %d reset: %s (%s)",
+                event.stream_id,
+                event.reason,
+                event.error_code.name,
+            )
 
     def _ended(self, event: ev.ConnectionEnded) -> None:
         if not event.by_peer:
-            self.worker.log.info("HTTP/2 connection from %s closed: %s (%s)",
-                                 self.peer[0] if self.peer else "-", event.reason,
-                                 event.error_code.name)
+            self.worker.log.info(
+                "HTTP/2 connection from %s closed: %s (%s)",
+                self.peer_ip,
+                event.reason,
+                event.error_code.name,
+            )
         for channel in self.channels.values():
             channel.abort(event.error_code or ErrorCodes.CANCEL)
         self.channels.clear()
@@ -260,7 +292,7 @@ class H2Session:
             try:
                 environ, req = self.environ.build(channel.stream_id, head)
             except RequestRejected as exc:
-                worker.log.warning("Invalid request from ip=%s: %s", self.peer[0], exc)
+                worker.log.warning("Invalid request from ip=%s: %s", self.peer_ip, exc)
                 reject(channel, exc)
                 return
             worker.cfg.pre_request(worker, req)
@@ -285,8 +317,9 @@ class H2Session:
 
     # -- commands, run on the I/O thread ---------------------------------------
 
-    def cmd_head(self, channel: ThreadChannel, status: int, headers: list[Header], body: bytes,
-                 end: bool) -> None:
+    def cmd_head(
+        self, channel: ThreadChannel, status: int, headers: list[Header], body: bytes, end: bool
+    ) -> None:
         sid = channel.stream_id
         core = self.core
         core.respond(sid, status, headers, end_stream=end and not body)
@@ -371,8 +404,11 @@ class H2Session:
         self.dispatch(self.core.expire(now, self.wait_timeout))
         if not self.worker.alive:
             self.core.start_shutdown()
-        elif not self.channels and not self.core.open_streams and (
-                now - self.idle_since >= self.worker.cfg.keepalive):
+        elif (
+            not self.channels
+            and not self.core.open_streams
+            and (now - self.idle_since >= self.worker.cfg.keepalive)
+        ):
             self.core.start_shutdown()  # keepalive: idle connections get GOAWAY
         self.worker.mark_dirty(self)
 
