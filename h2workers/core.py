@@ -85,7 +85,11 @@ class H2Core:
                 SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
             },
         )
-        self._h2.decoder.max_header_list_size = settings.max_header_list_size
+        # HPACK bomb guard: past twice the advertised limit decoding stops and
+        # the connection ends (GOAWAY ENHANCE_YOUR_CALM); between the two the
+        # block is decoded (HPACK state stays in sync) and the one request is
+        # answered 431, RFC 9113 10.5.1.
+        self._h2.decoder.max_header_list_size = 2 * settings.max_header_list_size
         # h2 reads this from local_settings only in __init__ or on a SETTINGS ACK
         # that changes it; initial values change nothing, so set it here.
         self._h2.max_inbound_frame_size = settings.max_frame_size
@@ -188,6 +192,14 @@ class H2Core:
             self._reject(sid, ErrorCodes.PROTOCOL_ERROR, "body shorter than content-length", out)
             return
         self._streams[sid] = _Stream(head=head, request_open=not ended)
+        if _list_size(event.headers) > self.settings.max_header_list_size:
+            self.respond(sid, 431, [(b"content-length", b"0")], end_stream=True)
+            out.append(
+                ev.StreamRejected(
+                    sid, ErrorCodes.NO_ERROR, "431: header list over http2_max_header_list_size"
+                )
+            )
+            return
         out.append(ev.RequestStarted(sid, head, ended))
 
     def _on_data(self, event: h2e.DataReceived, out: list[ev.Event]) -> None:
@@ -309,8 +321,7 @@ class H2Core:
 
     def reset(self, stream_id: int, error_code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
         """Reset a stream on the application's behalf (e.g. it failed mid-body)."""
-        if self._forget(stream_id) is not None and not self.terminated:
-            self._reset_stream(stream_id, error_code)
+        self._forget(stream_id, reset=error_code)
 
     def consumed(self, stream_id: int, nbytes: int) -> None:
         """The application read ``nbytes`` of the body: reopen that much window."""
@@ -397,9 +408,9 @@ class H2Core:
 
     def _finish(self, sid: int) -> None:
         """Our side of the stream is complete; stop a client still uploading."""
-        stream = self._forget(sid)
-        if stream is not None and stream.request_open:
-            self._reset_stream(sid, ErrorCodes.NO_ERROR)
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._forget(sid, reset=ErrorCodes.NO_ERROR if stream.request_open else None)
 
     def expire(self, now: float, timeout: float) -> list[ev.Event]:
         """Reset streams that could not send for ``timeout`` seconds (CANCEL)."""
@@ -476,8 +487,7 @@ class H2Core:
         out.append(ev.StreamRejected(sid, code, reason))
 
     def _abort(self, sid: int, code: ErrorCodes, reason: str, out: list[ev.Event]) -> None:
-        if self._forget(sid) is not None:
-            self._reset_stream(sid, code)
+        if self._forget(sid, reset=code) is not None:
             out.append(ev.StreamAborted(sid, code, by_peer=False, reason=reason))
 
     def _reset_stream(self, sid: int, code: ErrorCodes) -> None:
@@ -490,12 +500,17 @@ class H2Core:
         except ProtocolError:  # StreamClosedError, or the connection is CLOSED
             pass
 
-    def _forget(self, sid: int) -> _Stream | None:
-        """Drop a stream's state, crediting body bytes nobody will read."""
+    def _forget(self, sid: int, reset: ErrorCodes | None = None) -> _Stream | None:
+        """Drop a stream's state, RST_STREAM it with ``reset`` if given, and
+        credit the body bytes nobody will read (after the reset, so that only
+        the connection window is credited, without a useless stream
+        WINDOW_UPDATE)."""
         stream = self._streams.pop(sid, None)
         if stream is None:
             return None
         self._sending.pop(sid, None)
+        if reset is not None and not self.terminated:
+            self._reset_stream(sid, reset)
         if stream.unacknowledged > 0 and not self.terminated:
             # The stream may be closed already: h2 then credits only the
             # connection window, which is what is owed.
@@ -508,3 +523,8 @@ def _set_priority(head: RequestHead, event: h2e.PriorityUpdated) -> None:
     head.priority_weight = event.weight if event.weight is not None else 16
     head.priority_depends_on = event.depends_on or 0
     head.priority_exclusive = bool(event.exclusive)
+
+
+def _list_size(block: list[Header]) -> int:
+    """RFC 9113 6.5.2 header list size: names, values and 32 octets a field."""
+    return sum(len(name) + len(value) + 32 for name, value in block)

@@ -58,14 +58,18 @@ class RequestBody:
     HTTP/1.1 body does.
     """
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, on_first_read: Callable[[], None] | None = None) -> None:
         self._channel = channel
         self._buf = bytearray()
         self._eof = False
+        self._on_first_read = on_first_read
 
     def _fill(self) -> bool:
         if self._eof:
             return False
+        if self._on_first_read is not None:
+            self._on_first_read()
+            self._on_first_read = None
         chunk = self._channel.read_chunk()
         if not chunk:
             self._eof = True
@@ -145,7 +149,8 @@ class WSGIStream:
         self._no_body = False
         self._head_sent = False
         self._trailers: list[Header] | None = None
-        environ["wsgi.input"] = RequestBody(channel)
+        expect = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
+        environ["wsgi.input"] = RequestBody(channel, self._continue if expect else None)
         environ["wsgi.early_hints"] = self.early_hints
         environ["gunicorn.http2.send_trailers"] = self.send_trailers
         environ["gunicorn.http2.priority_weight"] = req.priority_weight
@@ -188,6 +193,13 @@ class WSGIStream:
         """``wsgi.early_hints``: a 103 ahead of the response, ignored once it started."""
         if not self._head_sent:
             self.channel.send_informational(103, encode_headers(headers)[0])
+
+    def _continue(self) -> None:
+        """RFC 9110 10.1.1: ``Expect: 100-continue`` is answered when the app
+        first reads the body, so an app that refuses the request never
+        receives it."""
+        if not self._head_sent:
+            self.channel.send_informational(100, [])
 
     def send_trailers(self, headers: list[tuple[str, str]]) -> None:
         """``gunicorn.http2.send_trailers``: sent after the last body frame."""
