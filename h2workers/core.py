@@ -31,7 +31,13 @@ from hyperframe.frame import GoAwayFrame
 from . import events as ev
 from .config import MAX_WINDOW, H2Settings
 from .errors import StreamViolation
-from .h2conn import ServerConnection, StreamMalformed, StreamRefused, new_server_connection
+from .h2conn import (
+    GracefulGoAway,
+    ServerConnection,
+    StreamMalformed,
+    StreamRefused,
+    new_server_connection,
+)
 from .headers import Header, RequestHead, parse_request, parse_trailers
 
 _DONE, _MORE, _BLOCKED = 0, 1, 2
@@ -171,7 +177,10 @@ class H2Core:
             self._on_rejected_by_h2(event, out)
         elif isinstance(event, h2e.ConnectionTerminated):
             code = _error_code(event.error_code, ErrorCodes.NO_ERROR)
-            out.extend(self._terminate(code, "peer sent GOAWAY", by_peer=True))
+            if isinstance(event, GracefulGoAway):
+                self._peer_goaway(out)
+            else:
+                out.extend(self._terminate(code, "peer sent GOAWAY", by_peer=True))
 
     def _on_request(self, event: h2e.RequestReceived, out: list[ev.Event]) -> None:
         sid = event.stream_id
@@ -445,6 +454,17 @@ class H2Core:
     def close(self, error_code: ErrorCodes, reason: str = "") -> list[ev.Event]:
         """End the connection now with GOAWAY(error_code); aborts all streams."""
         return self._terminate(error_code, reason, by_peer=False)
+
+    def _peer_goaway(self, out: list[ev.Event]) -> None:
+        """The client said GOAWAY(NO_ERROR): it opens no more streams, and the
+        ones it opened still get their responses (RFC 9113 6.8)."""
+        if self.last_stream_id is None:
+            self.last_stream_id = self._h2.highest_inbound_stream_id
+        out.append(
+            ev.ConnectionEnded(
+                ErrorCodes.NO_ERROR, by_peer=True, graceful=True, reason="peer sent GOAWAY"
+            )
+        )
 
     def _terminate(self, code: ErrorCodes, reason: str, by_peer: bool) -> list[ev.Event]:
         if self.terminated:

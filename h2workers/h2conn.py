@@ -25,7 +25,7 @@ from h2.connection import (
     _decode_headers,  # HPACK errors mapped to h2's, as for any block
 )
 from h2.errors import ErrorCodes
-from h2.events import Event
+from h2.events import ConnectionTerminated, Event
 from h2.exceptions import (
     DenialOfServiceError,
     InvalidBodyLengthError,
@@ -36,7 +36,7 @@ from h2.exceptions import (
 from h2.frame_buffer import FrameBuffer
 from h2.stream import StreamClosedBy
 from hpack import HPACKError
-from hyperframe.frame import DataFrame, Frame, HeadersFrame, RstStreamFrame
+from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 # What h2's _decode_headers wraps in a ProtocolError when a header block cannot be decoded.
 _HPACK_ERRORS = (HPACKError, IndexError, TypeError, UnicodeDecodeError)
@@ -55,6 +55,10 @@ class StreamMalformed(Event):
     def __init__(self, stream_id: int, reason: str) -> None:
         self.stream_id = stream_id
         self.reason = reason
+
+
+class GracefulGoAway(ConnectionTerminated):
+    """The peer sent GOAWAY(NO_ERROR); the connection stays usable."""
 
 
 class ServerConnection(H2Connection):
@@ -81,6 +85,18 @@ class ServerConnection(H2Connection):
             # read the data, so give the credit back now.
             self.acknowledge_received_data(frame.flow_controlled_length, frame.stream_id)
             return frames, events
+
+    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
+        """A client's GOAWAY(NO_ERROR) only says it opens no more streams
+        (RFC 9113 6.8); h2 would close the connection and drop the responses
+        still owed to the streams it did open."""
+        if frame.error_code != ErrorCodes.NO_ERROR:
+            return super()._receive_goaway_frame(frame)
+        event = GracefulGoAway()
+        event.error_code = ErrorCodes.NO_ERROR
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
 
     def _malformed(self, stream_id: int, exc: ProtocolError) -> tuple[list[Frame], list[Event]]:
         stream = self.streams.get(stream_id)

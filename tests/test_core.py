@@ -170,6 +170,21 @@ def test_stream_over_limit_is_refused_and_hpack_stays_in_sync():
     assert not of_type(raw.received, GoAwayFrame)
 
 
+def test_client_graceful_goaway_lets_open_streams_finish():
+    raw = RawClient()
+    raw.send(raw.headers(1, get_request(b"/slow")))
+    events = raw.send(GoAwayFrame(0, last_stream_id=0, error_code=NO_ERROR))
+    assert [(type(e), e.graceful) for e in events] == [(ev.ConnectionEnded, True)]
+    assert not raw.core.finished
+    raw.core.respond(1, 200, [])
+    raw.core.send_body(1, b"still delivered", end_stream=True)
+    blocks, body, ended = raw.response(raw.read(), 1)
+    assert (body, ended) == (b"still delivered", True)
+    assert raw.core.finished
+    refused = raw.send(raw.headers(3, get_request()))
+    assert brief(refused) == [(ev.StreamRejected, 3, REFUSED)]
+
+
 def test_header_list_over_the_limit_gets_431_and_the_connection_lives():
     raw = RawClient(H2Settings(max_header_list_size=1_000))
     big = [(b"x-big", b"a" * 1_200)]

@@ -275,6 +275,8 @@ class H2Session:
             )
 
     def _ended(self, event: ev.ConnectionEnded) -> None:
+        if event.graceful:
+            return  # no new streams; the open ones finish, then flush() closes
         if not event.by_peer:
             self.worker.log.info(
                 "HTTP/2 connection from %s closed: %s (%s)",
