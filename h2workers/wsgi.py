@@ -30,8 +30,12 @@ class Channel(Protocol):
 
     stream_id: int
 
-    def read_chunk(self) -> bytes:
-        """Next piece of request body; b"" at its end. Raises StreamClosed."""
+    def read_chunk(self, want: int = 0) -> bytes:
+        """Next piece of request body; b"" at its end. Raises StreamClosed.
+
+        ``want``: how many more bytes the caller's read is after (0 if not
+        known); the driver may reopen that much flow-control window early.
+        """
 
     def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
         """Response head, optionally with the first body bytes and END_STREAM."""
@@ -49,6 +53,9 @@ class Channel(Protocol):
         """Abandon the stream with RST_STREAM."""
 
 
+_WHOLE_BODY = 1 << 62  # read() with no size wants everything
+
+
 class RequestBody:
     """``wsgi.input``: the request body, read as the client sends it.
 
@@ -64,13 +71,13 @@ class RequestBody:
         self._eof = False
         self._on_first_read = on_first_read
 
-    def _fill(self) -> bool:
+    def _fill(self, want: int = 0) -> bool:
         if self._eof:
             return False
         if self._on_first_read is not None:
             self._on_first_read()
             self._on_first_read = None
-        chunk = self._channel.read_chunk()
+        chunk = self._channel.read_chunk(want)
         if not chunk:
             self._eof = True
             return False
@@ -79,10 +86,10 @@ class RequestBody:
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            while self._fill():
+            while self._fill(_WHOLE_BODY):
                 pass
             size = len(self._buf)
-        while len(self._buf) < size and self._fill():
+        while len(self._buf) < size and self._fill(size - len(self._buf)):
             pass
         data = bytes(self._buf[:size])
         del self._buf[:size]

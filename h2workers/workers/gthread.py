@@ -136,7 +136,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         self.dirty[session] = None
 
     def _on_mailbox(self, mask: int) -> None:
-        pass  # the queue is drained on every loop turn
+        self.mailbox.drain_pipe()  # the queue itself is run on every loop turn
 
     def _on_signal_pipe(self, mask: int) -> None:
         try:

@@ -39,15 +39,19 @@ class ThreadChannel:
 
     __slots__ = (
         "aborted",
+        "acked",
         "applied",
+        "asked",
         "chunks",
+        "credited",
+        "delivered",
         "ended",
         "framed",
         "parker",
         "posted",
         "session",
         "stream_id",
-        "unacked",
+        "taken",
         "waiter",
     )
 
@@ -62,16 +66,22 @@ class ThreadChannel:
         self.posted = 0  # response bytes handed over (app thread writes)
         self.applied = 0  # of those, given to the core (I/O thread writes)
         self.framed = 0  # of those, framed by the core (I/O thread writes)
-        self.unacked = 0  # body bytes read by the app, credit not yet returned
+        # Request body accounting, as running totals. App thread: ``taken``
+        # (handed to the app), ``asked`` (what its pending read() wants),
+        # ``credited`` (``taken`` last reported). I/O thread: ``delivered``
+        # (fed from the connection), ``acked`` (window credit returned).
+        self.taken = self.asked = self.credited = 0
+        self.delivered = self.acked = 0
 
     # -- I/O thread side -----------------------------------------------------
 
     def feed(self, data: bytes, end: bool) -> None:
+        """Queue body bytes (the session wakes the reader when worth it)."""
         if data:
             self.chunks.append(data)
+            self.delivered += len(data)
         if end:
             self.ended = True
-        self.wake()
 
     def abort(self, code: ErrorCodes) -> None:
         self.aborted = code
@@ -84,24 +94,31 @@ class ThreadChannel:
 
     # -- application thread side ---------------------------------------------
 
-    def read_chunk(self) -> bytes:
+    def read_chunk(self, want: int = 0) -> bytes:
+        """Next body chunk. ``want`` is how many bytes the app's read() still
+        needs: the I/O thread may return window credit for that much as soon
+        as it arrives, without a round trip through this thread."""
+        if want > 0:
+            self.asked = max(self.asked, self.taken + want)
         while True:
             if self.chunks:
                 chunk = self.chunks.popleft()
-                self._credit(len(chunk))
+                self.taken += len(chunk)
+                self._credit(self.session.ack_threshold)
                 return chunk
             if self.ended:
                 return b""
             if self.aborted is not None:
                 raise StreamClosed("the stream was reset", self.aborted)
-            self._credit(0, now=True)
+            self._credit(1)
             self._wait(lambda: bool(self.chunks) or self.ended, "request body")
 
-    def _credit(self, nbytes: int, now: bool = False) -> None:
-        self.unacked += nbytes
-        if self.unacked and (now or self.unacked >= self.session.ack_threshold):
-            self.session.post(self.session.cmd_consumed, self.stream_id, self.unacked)
-            self.unacked = 0
+    def _credit(self, threshold: int) -> None:
+        """Report what the app took, once it is worth a message (and only if
+        the I/O thread has not credited it already, see ``read_chunk``)."""
+        if self.taken - self.credited >= threshold and self.taken > self.acked:
+            self.credited = self.taken
+            self.session.post(self.session.cmd_consumed, self, self.taken)
 
     def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
         self._check()
@@ -217,6 +234,7 @@ class H2Session:
         self.worker.mark_dirty(self)
 
     def dispatch(self, events: list[ev.Event]) -> None:
+        fed: dict[ThreadChannel, None] = {}  # woken once per read, not per frame
         for event in events:
             if isinstance(event, ev.RequestStarted):
                 self._start_stream(event.stream_id, event.head, event.end_stream)
@@ -224,16 +242,23 @@ class H2Session:
                 channel = self.channels.get(event.stream_id)
                 if channel is not None:
                     channel.feed(event.data, event.end_stream)
+                    # bytes a waiting read() asked for count as read already
+                    self.credit(channel, min(channel.delivered, channel.asked))
+                    fed[channel] = None
             elif isinstance(event, ev.RequestTrailers):
                 channel = self.channels.get(event.stream_id)
                 if channel is not None:
                     channel.feed(b"", True)
+                    fed[channel] = None
             elif isinstance(event, ev.StreamAborted):
                 self._aborted(event)
             elif isinstance(event, ev.StreamRejected):
                 self._rejected(event)
             elif isinstance(event, ev.ConnectionEnded):
                 self._ended(event)
+        for channel in fed:
+            if channel.ended or channel.delivered >= channel.asked:
+                channel.wake()  # enough for the pending read(), or its end
 
     def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
         channel = ThreadChannel(self, stream_id, ended)
@@ -317,8 +342,6 @@ class H2Session:
             worker.log.exception("Error serving HTTP/2 stream %d", channel.stream_id)
             channel.reset(ErrorCodes.INTERNAL_ERROR)
         finally:
-            if channel.unacked:
-                self.post(self.cmd_consumed, channel.stream_id, channel.unacked)
             self.post(self.cmd_done, channel)
 
     # -- commands, run on the I/O thread ---------------------------------------
@@ -354,9 +377,15 @@ class H2Session:
             channel.abort(code)
         self.worker.mark_dirty(self)
 
-    def cmd_consumed(self, stream_id: int, nbytes: int) -> None:
-        self.core.consumed(stream_id, nbytes)
-        self.worker.mark_dirty(self)
+    def cmd_consumed(self, channel: ThreadChannel, taken: int) -> None:
+        self.credit(channel, taken)
+
+    def credit(self, channel: ThreadChannel, upto: int) -> None:
+        """Return window credit for a stream's body up to ``upto`` bytes."""
+        if upto > channel.acked:
+            self.core.consumed(channel.stream_id, upto - channel.acked)
+            channel.acked = upto
+            self.worker.mark_dirty(self)
 
     def cmd_done(self, channel: ThreadChannel) -> None:
         if self.channels.get(channel.stream_id) is channel:

@@ -108,12 +108,15 @@ class Mailbox:
             except BlockingIOError:
                 pass  # the pipe is full: the I/O thread is due to look anyway
 
-    def run_all(self) -> None:
-        """Run every queued command (I/O thread only)."""
+    def drain_pipe(self) -> None:
+        """Consume wake-up bytes (when the selector reports the pipe)."""
         try:
             os.read(self._read_fd, 4096)
         except BlockingIOError:
             pass
+
+    def run_all(self) -> None:
+        """Run every queued command (I/O thread only, every loop turn)."""
         self._wake_due = False  # before draining: a later post must write again
         commands = self._commands
         while commands:
