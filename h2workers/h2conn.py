@@ -28,6 +28,7 @@ from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
 from h2.exceptions import (
     DenialOfServiceError,
+    FrameTooLargeError,
     InvalidBodyLengthError,
     ProtocolError,
     StreamClosedError,
@@ -61,10 +62,49 @@ class GracefulGoAway(ConnectionTerminated):
     """The peer sent GOAWAY(NO_ERROR); the connection stays usable."""
 
 
+class CompressionError(ProtocolError):
+    """A header block HPACK cannot decode (RFC 9113 4.3: COMPRESSION_ERROR)."""
+
+    error_code = ErrorCodes.COMPRESSION_ERROR
+
+
+def _raise_if_hpack_failed(exc: ProtocolError) -> None:
+    """A failed HPACK decode leaves the decoder out of step with the peer's
+    encoder: a connection error. h2 reports it as PROTOCOL_ERROR; RFC 9113
+    4.3 asks for COMPRESSION_ERROR (an oversized list stays ENHANCE_YOUR_CALM)."""
+    if isinstance(exc, DenialOfServiceError):
+        raise exc
+    if isinstance(exc.__cause__, _HPACK_ERRORS):
+        raise CompressionError(str(exc)) from exc
+
+
+class EagerFrameBuffer(FrameBuffer):
+    """Refuses an overlong frame as soon as its 9-byte header is in.
+
+    h2 checks a frame's length only once the whole payload has arrived, so a
+    peer announcing a 16 MiB frame could make us buffer 16 MiB per
+    connection before the FRAME_SIZE_ERROR.
+    """
+
+    def __next__(self) -> Frame:
+        data: bytes = getattr(self, "_data", None) or getattr(self, "data", b"") or b""
+        if len(data) >= 9:
+            length = int.from_bytes(data[:3], "big")
+            if length > self.max_frame_size:
+                raise FrameTooLargeError(
+                    f"frame of {length} bytes announced, max {self.max_frame_size}"
+                )
+        return super().__next__()
+
+
 class ServerConnection(H2Connection):
     """H2Connection whose per-stream failures stay per-stream."""
 
     incoming_buffer: FrameBuffer
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config=config)
+        self.incoming_buffer = EagerFrameBuffer(server=True)
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
         try:
@@ -72,8 +112,7 @@ class ServerConnection(H2Connection):
         except TooManyStreamsError:
             return self._refuse_stream(frame)
         except ProtocolError as exc:
-            if isinstance(exc, DenialOfServiceError) or isinstance(exc.__cause__, _HPACK_ERRORS):
-                raise  # the HPACK decoder is out of step now: connection error
+            _raise_if_hpack_failed(exc)
             return self._malformed(frame.stream_id, exc)
 
     def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Frame], list[Event]]:
@@ -115,7 +154,11 @@ class ServerConnection(H2Connection):
         if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
             raise ProtocolError(f"unexpected stream id {stream_id}")
         self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
-        _decode_headers(self.decoder, frame.data)
+        try:
+            _decode_headers(self.decoder, frame.data)
+        except ProtocolError as exc:
+            _raise_if_hpack_failed(exc)
+            raise
         self.highest_inbound_stream_id = stream_id
         # Later frames on this stream are answered as for any reset stream.
         self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM

@@ -178,7 +178,7 @@ def test_client_graceful_goaway_lets_open_streams_finish():
     assert not raw.core.finished
     raw.core.respond(1, 200, [])
     raw.core.send_body(1, b"still delivered", end_stream=True)
-    blocks, body, ended = raw.response(raw.read(), 1)
+    _, body, ended = raw.response(raw.read(), 1)
     assert (body, ended) == (b"still delivered", True)
     assert raw.core.finished
     refused = raw.send(raw.headers(3, get_request()))

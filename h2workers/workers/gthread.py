@@ -110,6 +110,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
                     self._begin_stop()
                 if not self.conns or now >= stop_deadline:
                     break
+            self._flush()  # what the tick or the stop decided goes out now
             self._poll(max(0.0, next_tick - now))
         self._finish_stop()
 

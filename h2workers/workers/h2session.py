@@ -46,6 +46,7 @@ class ThreadChannel:
         "credited",
         "delivered",
         "ended",
+        "environ",
         "framed",
         "parker",
         "posted",
@@ -63,6 +64,7 @@ class ThreadChannel:
         self.aborted: ErrorCodes | None = None
         self.waiter: Parker | None = None
         self.parker: Parker | None = None
+        self.environ: dict[str, Any] | None = None  # once the app has it
         self.posted = 0  # response bytes handed over (app thread writes)
         self.applied = 0  # of those, given to the core (I/O thread writes)
         self.framed = 0  # of those, framed by the core (I/O thread writes)
@@ -256,6 +258,10 @@ class H2Session:
                 self._rejected(event)
             elif isinstance(event, ev.ConnectionEnded):
                 self._ended(event)
+            elif isinstance(event, ev.PriorityChanged):
+                channel = self.channels.get(event.stream_id)
+                if channel is not None and channel.environ is not None:
+                    _set_priority(channel.environ, event.weight, event.depends_on)
         for channel in fed:
             if channel.ended or channel.delivered >= channel.asked:
                 channel.wake()  # enough for the pending read(), or its end
@@ -328,6 +334,11 @@ class H2Session:
                 return
             worker.cfg.pre_request(worker, req)
             stream = WSGIStream(worker.wsgi, channel, environ, req)
+            # A PRIORITY frame may arrive at any time: from now on the I/O
+            # thread updates the environ itself (dispatch); what came before
+            # is already in ``head``.
+            channel.environ = environ
+            _set_priority(environ, head.priority_weight, head.priority_depends_on)
             stream.run()
             if stream.error is not None:
                 worker.log.error("Error handling request %s", req.uri, exc_info=stream.error)
@@ -459,3 +470,8 @@ class H2Session:
             self.sock.close()
         except OSError:
             pass
+
+
+def _set_priority(environ: dict[str, Any], weight: int, depends_on: int) -> None:
+    environ["gunicorn.http2.priority_weight"] = weight
+    environ["gunicorn.http2.priority_depends_on"] = depends_on

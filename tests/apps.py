@@ -1,0 +1,241 @@
+"""The WSGI application the end-to-end tests run under real Gunicorn processes.
+
+Every route is meant to be driven over both HTTP/1.1 and HTTP/2 so that tests
+can compare the two. State a test must observe from outside the server (an
+iterable's ``close()``) is written as files into ``$H2W_STATE_DIR``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+CHUNK = 64 * 1024
+MIB = 1024 * 1024
+_BASE = hashlib.shake_256(b"h2workers e2e").digest(CHUNK)
+HELLO = b"Hello, world!\n"
+
+StartResponse = Callable[..., Any]
+
+
+def big_chunk(index: int) -> bytes:
+    """The index-th 64 KiB chunk of /big: deterministic and position dependent."""
+    return struct.pack(">Q", index) + _BASE[8:]
+
+
+def big_sha256(mib: int) -> str:
+    digest = hashlib.sha256()
+    for i in range(mib * MIB // CHUNK):
+        digest.update(big_chunk(i))
+    return digest.hexdigest()
+
+
+def _query(environ: dict[str, Any]) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+
+
+def _json(start_response: StartResponse, value: Any, status: str = "200 OK") -> list[bytes]:
+    body = json.dumps(value, sort_keys=True).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def _text(start_response: StartResponse, body: bytes, status: str = "200 OK") -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _state_file(name: str) -> str:
+    directory = os.environ["H2W_STATE_DIR"]
+    return os.path.join(directory, name)
+
+
+def hello(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    return _text(start_response, HELLO)
+
+
+def pid(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    return _text(start_response, str(os.getpid()).encode())
+
+
+def sleep(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    query = _query(environ)
+    if query.get("hint"):  # tells the client the app is running
+        environ["wsgi.early_hints"]([("Link", "</started>; rel=preload")])
+    time.sleep(float(query.get("s", "1")))
+    return _text(start_response, b"slept %d\n" % os.getpid())
+
+
+def echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    body = environ["wsgi.input"].read()
+    return _text(start_response, body)
+
+
+def echo_chunks(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    size = int(_query(environ).get("n", "7"))
+    stream = environ["wsgi.input"]
+    sizes, parts = [], []
+    while True:
+        piece = stream.read(size)
+        if not piece:
+            break
+        sizes.append(len(piece))
+        parts.append(piece)
+    return _json(start_response, {"sizes": sizes, "body": b"".join(parts).decode("latin-1")})
+
+
+def lines(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """A mix of readline(), readline(n), read(n) and iteration on one body."""
+    stream = environ["wsgi.input"]
+    steps = [
+        ["readline", stream.readline()],
+        ["readline(5)", stream.readline(5)],
+        ["read(3)", stream.read(3)],
+        ["readline(0)", stream.readline(0)],
+        ["readline", stream.readline()],
+    ]
+    steps += [["iter", line] for line in stream]
+    steps.append(["read", stream.read()])
+    steps.append(["readline-at-eof", stream.readline()])
+    return _json(start_response, [[op, data.decode("latin-1")] for op, data in steps])
+
+
+def environ_json(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    query = _query(environ)
+    if query.get("hint"):
+        environ["wsgi.early_hints"]([("Link", "</started>; rel=preload")])
+    body = environ["wsgi.input"].read() if query.get("read") else b""
+    out = {k: v for k, v in environ.items() if isinstance(v, str)}
+    for key in ("gunicorn.http2.priority_weight", "gunicorn.http2.priority_depends_on"):
+        out[key] = environ.get(key)
+    out["body_length"] = len(body)
+    return _json(start_response, out)
+
+
+def big(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    count = int(float(_query(environ).get("mb", "1")) * MIB) // CHUNK
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/octet-stream"), ("Content-Length", str(count * CHUNK))],
+    )
+    return (big_chunk(i) for i in range(count))
+
+
+def upload_count(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    stream = environ["wsgi.input"]
+    digest = hashlib.sha256()
+    count = 0
+    while True:
+        piece = stream.read(CHUNK)
+        if not piece:
+            break
+        count += len(piece)
+        digest.update(piece)
+    return _json(start_response, {"count": count, "sha256": digest.hexdigest()})
+
+
+def early_hints(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload; as=style")])
+    return _text(start_response, b"after hints\n")
+
+
+def trailers(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Trailer", "x-checksum, x-count")])
+
+    def body() -> Iterator[bytes]:
+        yield b"part one\n"
+        yield b"part two\n"
+        environ["gunicorn.http2.send_trailers"]([("x-checksum", "abc123"), ("x-count", "2")])
+
+    return body()
+
+
+def error(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    raise RuntimeError("boom (expected by the test)")
+
+
+def error_after_start(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body() -> Iterator[bytes]:
+        yield b"first chunk\n"
+        raise RuntimeError("boom after the response started (expected by the test)")
+
+    return body()
+
+
+class CloseTracker:
+    """A long response whose close() leaves a file behind."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent = 0
+        with open(_state_file(f"started-{name}"), "w") as f:
+            f.write(str(os.getpid()))
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i in range(4096):  # 256 MiB at most: a client reset ends it first
+            self.sent += 1
+            yield big_chunk(i)
+
+    def close(self) -> None:
+        with open(_state_file(f"closed-{self.name}"), "w") as f:
+            f.write(str(self.sent))
+
+
+def close_tracker(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    name = _query(environ).get("id", "default")
+    if not name.isalnum():
+        return _text(start_response, b"bad id\n", "400 Bad Request")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return CloseTracker(name)
+
+
+def headers(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    found = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if key in environ:
+            found[key.replace("_", "-").lower()] = environ[key]
+    return _json(start_response, found)
+
+
+ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = {
+    "/": hello,
+    "/hello": hello,
+    "/pid": pid,
+    "/sleep": sleep,
+    "/echo": echo,
+    "/echo-chunks": echo_chunks,
+    "/lines": lines,
+    "/environ": environ_json,
+    "/big": big,
+    "/upload-count": upload_count,
+    "/early-hints": early_hints,
+    "/trailers": trailers,
+    "/error": error,
+    "/error-after-start": error_after_start,
+    "/close-tracker": close_tracker,
+    "/headers": headers,
+}
+
+
+def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    path = environ.get("PATH_INFO", "")
+    route = ROUTES.get(path)
+    if route is None and path.startswith("/environ/"):
+        route = environ_json  # any path below /environ, for PATH_INFO checks
+    if route is None:
+        return _text(start_response, b"not found\n", "404 Not Found")
+    return route(environ, start_response)
