@@ -201,7 +201,7 @@ class H2Core:
             self._reject(sid, ErrorCodes.PROTOCOL_ERROR, "body shorter than content-length", out)
             return
         self._streams[sid] = _Stream(head=head, request_open=not ended)
-        if _list_size(event.headers) > self.settings.max_header_list_size:
+        if head.list_size > self.settings.max_header_list_size:
             self.respond(sid, 431, [(b"content-length", b"0")], end_stream=True)
             out.append(
                 ev.StreamRejected(
@@ -309,10 +309,24 @@ class H2Core:
             self._h2.send_headers(stream_id, block, end_stream=False)
 
     def send_body(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """Queue response body bytes; ``flush`` frames them under flow control."""
+        """Queue response body bytes; ``flush`` frames them under flow control.
+
+        A body that fits in one frame and the window, with nothing queued
+        before it, is framed at once (the common small response).
+        """
         stream = self._streams.get(stream_id)
         if stream is None:
             return
+        if not stream.chunks and stream.trailers is None and stream_id not in self._sending:
+            size = len(data)
+            if size <= self._h2.max_outbound_frame_size and (
+                size <= self._h2.local_flow_control_window(stream_id)
+            ):
+                if size or end_stream:
+                    self._h2.send_data(stream_id, data, end_stream=end_stream)
+                if end_stream:
+                    self._finish(stream_id)
+                return
         if data:
             stream.chunks.append(data)
             stream.buffered += len(data)
@@ -543,8 +557,3 @@ def _set_priority(head: RequestHead, event: h2e.PriorityUpdated) -> None:
     head.priority_weight = event.weight if event.weight is not None else 16
     head.priority_depends_on = event.depends_on or 0
     head.priority_exclusive = bool(event.exclusive)
-
-
-def _list_size(block: list[Header]) -> int:
-    """RFC 9113 6.5.2 header list size: names, values and 32 octets a field."""
-    return sum(len(name) + len(value) + 32 for name, value in block)

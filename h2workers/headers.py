@@ -20,6 +20,7 @@ Header = tuple[bytes, bytes]
 # RFC 9110 token characters, lowercase only (RFC 9113 8.2.1: uppercase is malformed).
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
 _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r\n]")
+_URI_FORBIDDEN = re.compile(rb"[\x00-\x20\x7f]")
 _WHITESPACE = (b" ", b"\t")
 _CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
@@ -37,6 +38,7 @@ class RequestHead:
     path: bytes
     headers: list[Header]
     content_length: int | None = None
+    list_size: int = 0  # RFC 9113 6.5.2 size: names + values + 32 octets a field
     # RFC 9113 5.3 priority as sent in HEADERS or PRIORITY (defaults if none)
     priority_weight: int = 16
     priority_depends_on: int = 0
@@ -87,7 +89,9 @@ def parse_request(block: list[Header]) -> RequestHead:
     headers: list[Header] = []
     cookies: list[bytes] = []
     content_length: int | None = None
+    list_size = 32 * len(block)
     for name, value in block:
+        list_size += len(name) + len(value)
         if name[:1] == b":":
             if headers or cookies:
                 raise StreamViolation("pseudo-header after regular header")
@@ -107,7 +111,9 @@ def parse_request(block: list[Header]) -> RequestHead:
         headers.append((name, value))
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
-    return _head_from_pseudo(pseudo, headers, content_length)
+    head = _head_from_pseudo(pseudo, headers, content_length)
+    head.list_size = list_size
+    return head
 
 
 def _head_from_pseudo(
@@ -128,6 +134,8 @@ def _head_from_pseudo(
         raise StreamViolation("missing :scheme or :path")
     if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
         raise StreamViolation(f"invalid :path {path[:64]!r}")
+    if _URI_FORBIDDEN.search(path):  # whitespace and controls are never part of a URI
+        raise StreamViolation(f"invalid character in :path {path[:64]!r}")
     return RequestHead(method, scheme, authority, path, headers, content_length)
 
 

@@ -58,11 +58,13 @@ class H2Request:
         self.headers: list[tuple[str, str]] = []
         self.priority_weight = head.priority_weight
         self.priority_depends_on = head.priority_depends_on
-        if self.uri == "*" or not self.uri:
-            self.path, self.query, self.fragment = self.uri, "", ""
-        else:
-            parts = util.split_request_uri(self.uri)
+        uri = self.uri
+        if uri.startswith("//") or "#" in uri:  # rare: let Gunicorn's splitter decide
+            parts = util.split_request_uri(uri)
             self.path, self.query, self.fragment = parts.path or "", parts.query, parts.fragment
+        else:  # origin-form (or "*"): what urlsplit would give, without its cost
+            self.path, _, self.query = uri.partition("?")
+            self.fragment = ""
 
     def should_close(self) -> bool:
         return False

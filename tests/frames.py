@@ -349,6 +349,8 @@ MALFORMED = {
     "response pseudo": [(b":status", b"200"), *get_request()],
     "relative :path": get_request(b"index.html"),
     "empty :path": get_request(b""),
+    "space in :path": get_request(b"/a b"),
+    "tab in :path": get_request(b"/a\tb"),
     "* for GET": get_request(b"*"),
     "content-length abc": get_request(extra=[(b"content-length", b"abc")]),
     "content-length -1": get_request(extra=[(b"content-length", b"-1")]),

@@ -373,7 +373,7 @@ def test_expire_resets_only_streams_blocked_long_enough():
     other = client.request()
     client.exchange(now=10.0)
     client.core.respond(other, 200, [])
-    client.core.send_body(other, b"queued")  # queued, not flushed: not blocked
+    client.core.send_body(other, b"queued")  # fits its window: never blocked
     assert client.core.expire(14.9, 5.0) == []
     events = client.core.expire(15.0, 5.0)
     assert [(type(e), e.stream_id, e.error_code, e.by_peer) for e in events] == [
@@ -385,8 +385,8 @@ def test_expire_resets_only_streams_blocked_long_enough():
     client.exchange(now=1000.0)
     assert summary(client.frames) == [
         (HEADERS, other, END_HEADERS),
-        rst(sid, CANCEL),
         (DATA, other, frozenset()),
+        rst(sid, CANCEL),
     ]
     assert client.core.expire(2000.0, 5.0) == []
 
