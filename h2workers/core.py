@@ -61,6 +61,7 @@ class _Stream:
     request_open: bool
     flow_controlled: bool = True  # False for the body of an h2c upgrade request
     unacknowledged: int = 0  # body bytes handed out, not yet consumed by the app
+    owed: int = 0  # consumed bytes whose stream WINDOW_UPDATE is not sent yet
     received: int = 0  # body bytes received, checked against content-length
     chunks: deque[bytes] = field(default_factory=deque)
     offset: int = 0  # bytes of chunks[0] already sent
@@ -108,6 +109,9 @@ class H2Core:
         # bounded so a PRIORITY flood cannot grow it.
         self._early_priority: dict[int, h2e.PriorityUpdated] = {}
         self._highest_request = 0  # highest stream id whose HEADERS arrived
+        self._stream_step = max(1, settings.initial_window_size // 4)
+        self._conn_step = max(1, settings.initial_window_size // 2)
+        self._conn_owed = 0  # consumed bytes whose connection WINDOW_UPDATE is not sent yet
 
     # -- setup ---------------------------------------------------------------
 
@@ -142,7 +146,10 @@ class H2Core:
 
     def _open_connection_window(self) -> None:
         s = self.settings
-        wanted = min(MAX_WINDOW, s.max_concurrent_streams * s.initial_window_size)
+        # One stream window more than all streams can hold: the credit held
+        # back until a WINDOW_UPDATE is worth sending (< one window) never
+        # starves a stream that has window of its own.
+        wanted = min(MAX_WINDOW, (s.max_concurrent_streams + 1) * s.initial_window_size)
         increment = wanted - self._h2.inbound_flow_control_window
         if increment > 0:
             self._h2.increment_flow_control_window(increment)
@@ -217,10 +224,10 @@ class H2Core:
         data = event.data
         flow = event.flow_controlled_length
         if stream is None:  # e.g. the app finished; nobody reads this
-            self._h2.acknowledge_received_data(flow, sid)
+            self._credit(sid, None, flow)
             return
         if flow > len(data):  # padding is never read by the app: credit it now
-            self._h2.acknowledge_received_data(flow - len(data), sid)
+            self._credit(sid, stream, flow - len(data))
         ended = event.stream_ended is not None
         stream.unacknowledged += len(data)
         stream.received += len(data)
@@ -323,7 +330,7 @@ class H2Core:
                 size <= self._h2.local_flow_control_window(stream_id)
             ):
                 if size or end_stream:
-                    self._h2.send_data(stream_id, data, end_stream=end_stream)
+                    self._h2.send_data_frame(stream_id, data, end_stream=end_stream)
                 if end_stream:
                     self._finish(stream_id)
                 return
@@ -352,7 +359,27 @@ class H2Core:
         if stream is None or nbytes <= 0 or self.terminated or not stream.flow_controlled:
             return
         stream.unacknowledged -= nbytes
-        self._h2.acknowledge_received_data(nbytes, stream_id)
+        self._credit(stream_id, stream, nbytes)
+
+    def _credit(self, sid: int, stream: _Stream | None, nbytes: int) -> None:
+        """Give receive window back as the app reads.
+
+        A WINDOW_UPDATE goes out once a quarter of a stream window (half of
+        one for the connection) is owed, so a client streaming a body never
+        waits for a half-window round trip (h2's own policy), and the amount
+        held back stays below one window.
+        """
+        if nbytes <= 0 or self.terminated:
+            return
+        self._conn_owed += nbytes
+        if self._conn_owed >= self._conn_step:
+            self._h2.increment_flow_control_window(self._conn_owed)
+            self._conn_owed = 0
+        if stream is not None and stream.request_open:
+            stream.owed += nbytes
+            if stream.owed >= self._stream_step:
+                self._h2.increment_flow_control_window(stream.owed, sid)
+                stream.owed = 0
 
     def buffered(self, stream_id: int) -> int:
         """Response bytes queued for a stream and not yet framed."""
@@ -414,18 +441,19 @@ class H2Core:
     def _send_frame(self, sid: int, stream: _Stream, limit: int) -> None:
         chunk = stream.chunks[0]
         size = min(len(chunk) - stream.offset, limit)
+        piece: bytes | memoryview
         if stream.offset == 0 and size == len(chunk):
             piece = chunk
             stream.chunks.popleft()
         else:
-            piece = chunk[stream.offset : stream.offset + size]
+            piece = memoryview(chunk)[stream.offset : stream.offset + size]
             stream.offset += size
             if stream.offset == len(chunk):
                 stream.chunks.popleft()
                 stream.offset = 0
         stream.buffered -= size
         last = not stream.chunks and stream.end_queued and stream.trailers is None
-        self._h2.send_data(sid, piece, end_stream=last)
+        self._h2.send_data_frame(sid, piece, end_stream=last)
         if last:
             self._finish(sid)
 
@@ -545,10 +573,8 @@ class H2Core:
         self._sending.pop(sid, None)
         if reset is not None and not self.terminated:
             self._reset_stream(sid, reset)
-        if stream.unacknowledged > 0 and not self.terminated:
-            # The stream may be closed already: h2 then credits only the
-            # connection window, which is what is owed.
-            self._h2.acknowledge_received_data(stream.unacknowledged, sid)
+        # The stream is gone: only the connection window is owed.
+        self._credit(sid, None, stream.unacknowledged)
         return stream
 
 

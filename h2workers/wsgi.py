@@ -11,6 +11,7 @@ and ``gunicorn.http2.send_trailers`` carry the names Gunicorn 25+ defined.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
@@ -67,7 +68,8 @@ class RequestBody:
 
     def __init__(self, channel: Channel, on_first_read: Callable[[], None] | None = None) -> None:
         self._channel = channel
-        self._buf = bytearray()
+        self._chunks: deque[bytes] = deque()  # kept as received: read() copies once
+        self._size = 0
         self._eof = False
         self._on_first_read = on_first_read
 
@@ -81,32 +83,58 @@ class RequestBody:
         if not chunk:
             self._eof = True
             return False
-        self._buf += chunk
+        self._chunks.append(chunk)
+        self._size += len(chunk)
         return True
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` buffered bytes (at most one copy)."""
+        chunks = self._chunks
+        if size <= 0 or not chunks:
+            return b""
+        self._size -= size
+        first = chunks[0]
+        if len(first) >= size:
+            if len(first) == size:
+                return chunks.popleft()
+            chunks[0] = first[size:]
+            return first[:size]
+        parts = []
+        while size:
+            chunk = chunks.popleft()
+            if len(chunk) > size:
+                chunks.appendleft(chunk[size:])
+                chunk = chunk[:size]
+            parts.append(chunk)
+            size -= len(chunk)
+        return b"".join(parts)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             while self._fill(_WHOLE_BODY):
                 pass
-            size = len(self._buf)
-        while len(self._buf) < size and self._fill(size - len(self._buf)):
+            size = self._size
+        while self._size < size and self._fill(size - self._size):
             pass
-        data = bytes(self._buf[:size])
-        del self._buf[:size]
-        return data
+        return self._take(min(size, self._size))
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = size if size is not None and size >= 0 else sys.maxsize
         start = 0
         while True:
-            end = self._buf.find(b"\n", start, limit)
+            if len(self._chunks) > 1:  # a line may span chunks: search one buffer
+                joined = b"".join(self._chunks)
+                self._chunks.clear()
+                self._chunks.append(joined)
+            buf = self._chunks[0] if self._chunks else b""
+            end = buf.find(b"\n", start, limit)
             if end >= 0:
-                return self.read(end + 1)
-            if len(self._buf) >= limit:
-                return self.read(limit)
-            start = len(self._buf)
+                return self._take(end + 1)
+            if len(buf) >= limit:
+                return self._take(limit)
+            start = len(buf)
             if not self._fill():
-                return self.read(min(len(self._buf), limit))
+                return self._take(min(len(buf), limit))
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines: list[bytes] = []

@@ -68,7 +68,7 @@ def test_one_settings_frame_and_connection_window(streams, window):
         SettingCodes.MAX_FRAME_SIZE: 32_768,
         SettingCodes.MAX_HEADER_LIST_SIZE: 8_000,
     }
-    increment = min(MAX_WINDOW, streams * window) - 65_535
+    increment = min(MAX_WINDOW, (streams + 1) * window) - 65_535
     updates = [
         (u.stream_id, u.window_increment) for u in of_type(raw.handshake_frames, WindowUpdateFrame)
     ]
@@ -146,7 +146,7 @@ def test_padding_is_credited_without_consumed():
     (data,) = raw.send(raw.data(1, b"0123456789", pad=255))
     assert data.data == b"0123456789"
     updates = of_type(raw.read(), WindowUpdateFrame)
-    assert [(u.stream_id, u.window_increment) for u in updates] == [(1, 256)]
+    assert [(u.stream_id, u.window_increment) for u in updates] == [(0, 256), (1, 256)]
 
 
 def test_stream_over_limit_is_refused_and_hpack_stays_in_sync():
@@ -633,3 +633,51 @@ def test_garbled_frames_never_raise(items, chunk, app):
     assert isinstance(core.data_to_send(), bytes)
     assert all(isinstance(e, ev.Event) for e in core.close(NO_ERROR))
     assert core.finished
+
+
+# -- h2conn.ServerConnection.send_data_frame matches h2's send_data ----------
+
+
+def _server_with_open_stream():
+    import h2.config
+    import h2.connection
+
+    from h2workers.h2conn import new_server_connection
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.send_headers(
+        1,
+        [(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/")],
+        end_stream=True,
+    )
+    server = new_server_connection(header_encoding=None)
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    server.send_headers(1, [(b":status", b"200")])
+    server.data_to_send()
+    return server
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+@pytest.mark.parametrize("size", [0, 1, 13, 16_384])
+def test_send_data_frame_writes_what_h2_writes(size, end_stream):
+    ours, theirs = _server_with_open_stream(), _server_with_open_stream()
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    ours.send_data_frame(1, memoryview(payload), end_stream)
+    theirs.send_data(1, payload, end_stream=end_stream)
+    assert ours.data_to_send() == theirs.data_to_send()
+    assert ours.local_flow_control_window(1) == theirs.local_flow_control_window(1)
+    assert ours.outbound_flow_control_window == theirs.outbound_flow_control_window
+    assert ours.streams[1].state_machine.state == theirs.streams[1].state_machine.state
+
+
+def test_send_data_frame_refuses_what_h2_refuses():
+    from h2.exceptions import FlowControlError, FrameTooLargeError
+
+    server = _server_with_open_stream()
+    with pytest.raises(FrameTooLargeError):
+        server.send_data_frame(1, b"x" * 16_385, False)
+    server.outbound_flow_control_window = 10
+    with pytest.raises(FlowControlError):
+        server.send_data_frame(1, b"x" * 11, False)

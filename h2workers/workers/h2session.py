@@ -187,7 +187,7 @@ class H2Session:
         self.channels: dict[int, ThreadChannel] = {}
         self.out = bytearray()
         self.post = worker.mailbox.post
-        self.high_water = max(131072, 2 * settings.max_frame_size)
+        self.high_water = max(1048576, 2 * settings.max_frame_size)
         self.ack_threshold = max(16384, settings.initial_window_size // 2)
         self.wait_timeout = float(worker.cfg.timeout or 30)
         self.idle_since = time.monotonic()
@@ -416,18 +416,22 @@ class H2Session:
                 channel.framed = channel.applied - core.buffered(sid)
                 channel.wake()
         data = core.data_to_send()
-        if data:
-            self.out += data
         if self.out:
+            self.out += data
             self.write()
+        elif data:
+            self.write(data)  # nothing waiting: send without copying into ``out``
         if self.channels or core.open_streams:
             self.idle_since = now
         elif core.finished and not self.out:
             self.close()
 
-    def write(self) -> None:
+    def write(self, fresh: bytes | None = None) -> None:
+        """Send ``out`` (or ``fresh`` bytes when ``out`` is empty); what the
+        kernel does not take waits in ``out`` for EVENT_WRITE. A retry after
+        a TLS want-write starts with the same bytes, as OpenSSL requires."""
         try:
-            sent = self.sock.send(self.out)
+            sent = self.sock.send(self.out if fresh is None else fresh)
         except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
             sent = 0
         except OSError as exc:
@@ -435,7 +439,10 @@ class H2Session:
                 self.worker.log.debug("HTTP/2 write to %s failed: %s", self.peer, exc)
             self.close()
             return
-        del self.out[:sent]
+        if fresh is None:
+            del self.out[:sent]
+        elif sent < len(fresh):
+            self.out += memoryview(fresh)[sent:]
         want = bool(self.out)
         if want != self.want_write:
             self.want_write = want
