@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from .gthread import GThreadH2
 
 RECV_SIZE = 65536
+TLS_RECORD = 16384  # largest TLS plaintext record
+READS_PER_EVENT = 4
+HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
 
 
 class ThreadChannel:
@@ -47,6 +50,7 @@ class ThreadChannel:
         "delivered",
         "ended",
         "environ",
+        "finished",
         "framed",
         "parker",
         "posted",
@@ -65,6 +69,7 @@ class ThreadChannel:
         self.waiter: Parker | None = None
         self.parker: Parker | None = None
         self.environ: dict[str, Any] | None = None  # once the app has it
+        self.finished = False  # the app ended or reset the stream (app thread writes)
         self.posted = 0  # response bytes handed over (app thread writes)
         self.applied = 0  # of those, given to the core (I/O thread writes)
         self.framed = 0  # of those, framed by the core (I/O thread writes)
@@ -125,14 +130,18 @@ class ThreadChannel:
     def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
         self._check()
         self.posted += len(body)
+        self.finished = end
         self.session.post(self.session.cmd_head, self, status, headers, body, end)
-        self._throttle()
+        if not end:
+            self._throttle()
 
     def send_body(self, data: bytes, end: bool) -> None:
         self._check()
         self.posted += len(data)
+        self.finished = end
         self.session.post(self.session.cmd_body, self, data, end)
-        self._throttle()
+        if not end:  # the last write need not wait: nothing follows it
+            self._throttle()
 
     def send_informational(self, status: int, headers: list[Header]) -> None:
         self._check()
@@ -140,9 +149,11 @@ class ThreadChannel:
 
     def send_trailers(self, headers: list[Header]) -> None:
         self._check()
-        self.session.post(self.session.cmd_trailers, self.stream_id, headers)
+        self.finished = True
+        self.session.post(self.session.cmd_trailers, self, headers)
 
     def reset(self, error_code: ErrorCodes) -> None:
+        self.finished = True
         self.session.post(self.session.cmd_reset, self.stream_id, error_code)
 
     def _check(self) -> None:
@@ -150,7 +161,7 @@ class ThreadChannel:
             raise StreamClosed("the stream was reset", self.aborted)
 
     def _throttle(self) -> None:
-        limit = self.session.high_water
+        limit = self.session.high_water()
         if self.posted - self.framed > limit:
             self._wait(lambda: self.posted - self.framed <= limit, "flow-control window")
 
@@ -187,12 +198,19 @@ class H2Session:
         self.channels: dict[int, ThreadChannel] = {}
         self.out = bytearray()
         self.post = worker.mailbox.post
-        self.high_water = max(1048576, 2 * settings.max_frame_size)
         self.ack_threshold = max(16384, settings.initial_window_size // 2)
         self.wait_timeout = float(worker.cfg.timeout or 30)
         self.idle_since = time.monotonic()
         self.closed = False
         self.want_write = False
+
+    def high_water(self) -> int:
+        """How much unframed response a stream may queue before its app waits.
+
+        A lone stream gets 1 MiB (fewer thread hand-offs on a large
+        download); many share a 4 MiB connection budget, 64 KiB at least.
+        """
+        return max(HIGH_WATER_MIN, min(HIGH_WATER_MAX, OUT_BUDGET // max(1, len(self.channels))))
 
     def start(self, initial: bytes = b"") -> None:
         self.core.initiate()
@@ -210,26 +228,30 @@ class H2Session:
     # -- input ---------------------------------------------------------------
 
     def on_readable(self) -> None:
-        """One recv per readiness event.
+        """Read what the kernel has, up to a few TLS records.
 
         RECV_SIZE is larger than the largest TLS record and OpenSSL returns
         one record per read, so no decrypted byte stays behind in the SSL
-        object (``pending()`` is 0): further records wait in the kernel,
-        where the selector sees them. Asking ``pending()`` would release and
-        retake the GIL on every read.
+        object (``pending()`` is 0, and asking would release and retake the
+        GIL). A full record suggests more are queued: read on (a bounded
+        number of times, to stay fair to other connections) instead of
+        going back to the selector for each one.
         """
-        try:
-            data = self.sock.recv(RECV_SIZE)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-            return
-        except OSError as exc:
-            self.worker.log.debug("HTTP/2 connection error from %s: %s", self.peer, exc)
-            self.close()
-            return
-        if not data:
-            self.close()
-            return
-        self.receive(data)
+        for _ in range(READS_PER_EVENT):
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return
+            except OSError as exc:
+                self.worker.log.debug("HTTP/2 connection error from %s: %s", self.peer, exc)
+                self.close()
+                return
+            if not data:
+                self.close()
+                return
+            self.receive(data)
+            if self.closed or len(data) < TLS_RECORD:
+                return
 
     def receive(self, data: bytes) -> None:
         self.dispatch(self.core.receive(data))
@@ -353,7 +375,8 @@ class H2Session:
             worker.log.exception("Error serving HTTP/2 stream %d", channel.stream_id)
             channel.reset(ErrorCodes.INTERNAL_ERROR)
         finally:
-            self.post(self.cmd_done, channel)
+            if not channel.finished:  # else the ending command released it
+                self.post(self.cmd_done, channel)
 
     # -- commands, run on the I/O thread ---------------------------------------
 
@@ -365,20 +388,25 @@ class H2Session:
         core.respond(sid, status, headers, end_stream=end and not body)
         if body:
             core.send_body(sid, body, end)
+        if end:
+            self._release(channel)
         channel.applied += len(body)
         self.worker.mark_dirty(self)
 
     def cmd_body(self, channel: ThreadChannel, data: bytes, end: bool) -> None:
         self.core.send_body(channel.stream_id, data, end)
         channel.applied += len(data)
+        if end:
+            self._release(channel)
         self.worker.mark_dirty(self)
 
     def cmd_informational(self, stream_id: int, status: int, headers: list[Header]) -> None:
         self.core.informational(stream_id, status, headers)
         self.worker.mark_dirty(self)
 
-    def cmd_trailers(self, stream_id: int, headers: list[Header]) -> None:
-        self.core.send_trailers(stream_id, headers)
+    def cmd_trailers(self, channel: ThreadChannel, headers: list[Header]) -> None:
+        self.core.send_trailers(channel.stream_id, headers)
+        self._release(channel)
         self.worker.mark_dirty(self)
 
     def cmd_reset(self, stream_id: int, code: ErrorCodes) -> None:
@@ -399,9 +427,16 @@ class H2Session:
             self.worker.mark_dirty(self)
 
     def cmd_done(self, channel: ThreadChannel) -> None:
+        self._release(channel)
+        self.worker.mark_dirty(self)
+
+    def _release(self, channel: ThreadChannel) -> None:
+        """The app is done with the stream: the core finishes sending alone.
+        A read after this sees the body end where it stands."""
         if self.channels.get(channel.stream_id) is channel:
             del self.channels[channel.stream_id]
-        self.worker.mark_dirty(self)
+        channel.ended = True
+        channel.wake()
 
     # -- output ----------------------------------------------------------------
 
