@@ -98,8 +98,9 @@ class EagerFrameBuffer(FrameBuffer):
                     f"frame of {length} bytes announced, max {self.max_frame_size}"
                 )
         frame = super().__next__()
-        if type(frame) is DataFrame:
-            frame.__class__ = QuietDataFrame
+        quiet = _QUIET.get(type(frame))
+        if quiet is not None:
+            frame.__class__ = quiet
         return frame
 
 
@@ -111,8 +112,21 @@ class QuietDataFrame(DataFrame):
     time on a large upload). Dispatched exactly as DataFrame.
     """
 
-    def _body_repr(self) -> str:
-        return f"<{len(self.data)} bytes>"
+    def __repr__(self) -> str:
+        return f"DataFrame(stream_id={self.stream_id}, {len(self.data)} bytes)"
+
+
+class QuietHeadersFrame(HeadersFrame):
+    """The same for HEADERS: 2% of a small request's time."""
+
+    def __repr__(self) -> str:
+        return f"HeadersFrame(stream_id={self.stream_id})"
+
+
+_QUIET: dict[type[Frame], type[Frame]] = {
+    DataFrame: QuietDataFrame,
+    HeadersFrame: QuietHeadersFrame,
+}
 
 
 class ServerConnection(H2Connection):
@@ -123,7 +137,9 @@ class ServerConnection(H2Connection):
     def __init__(self, config: Any) -> None:
         super().__init__(config=config)
         self.incoming_buffer = EagerFrameBuffer(server=True)
-        self._frame_dispatch_table[QuietDataFrame] = self._receive_data_frame
+        table = self._frame_dispatch_table
+        for original, quiet in _QUIET.items():
+            table[quiet] = table[original]
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
         try:

@@ -331,7 +331,46 @@ def reject(channel: Channel, exc: RequestRejected) -> _ResponseInfo:
     return info
 
 
-def log_access(log: Any, info: Any, req: Any, environ: dict[str, Any], started: datetime) -> None:
-    """Gunicorn's access log line, only built when access logging is on."""
-    if getattr(log, "access_log_enabled", True):
-        log.access(info, req, environ, datetime.now() - started)
+class ServeContext:
+    """What serving a stream needs from its worker, looked up once per worker
+    (Gunicorn's ``Config`` attribute access is slow enough to show per request)."""
+
+    def __init__(self, worker: Any) -> None:
+        cfg = worker.cfg
+        self.worker = worker
+        self.app: WSGIApp = worker.wsgi
+        self.log = worker.log
+        self.pre_request = cfg.pre_request
+        self.post_request = cfg.post_request
+        self.access_log = _access_log_enabled(worker.log, cfg)
+
+
+def _access_log_enabled(log: Any, cfg: Any) -> bool:
+    enabled = getattr(log, "access_log_enabled", None)  # Gunicorn 25+
+    if enabled is not None:
+        return bool(enabled)
+    return bool(  # Gunicorn 23/24: the same rule as its Logger.access
+        cfg.accesslog
+        or cfg.logconfig
+        or getattr(cfg, "logconfig_dict", None)
+        or getattr(cfg, "logconfig_json", None)
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
+
+
+def serve_stream(
+    ctx: ServeContext, channel: Channel, environ: dict[str, Any], req: H2Request
+) -> None:
+    """Serve one stream with the worker's hooks, error log and access log."""
+    started = datetime.now() if ctx.access_log else None
+    ctx.pre_request(ctx.worker, req)
+    stream = WSGIStream(ctx.app, channel, environ, req)
+    stream.run()
+    if stream.error is not None:
+        ctx.log.error("Error handling request %s", req.uri, exc_info=stream.error)
+    if started is not None:
+        ctx.log.access(stream.info, req, environ, datetime.now() - started)
+    try:
+        ctx.post_request(ctx.worker, req, environ, stream.info)
+    except Exception:
+        ctx.log.exception("Exception in post_request hook")

@@ -220,7 +220,9 @@ class EnvironBuilder:
                     400, "Bad Request", f"path {path!r} is not under SCRIPT_NAME {script_name!r}"
                 )
             path = path[len(script_name) :]
-        environ["PATH_INFO"] = util.unquote_to_wsgi_str(path)
+        # as Gunicorn does for HTTP/1.1; a plain ASCII path maps to itself
+        plain = path.isascii() and "%" not in path
+        environ["PATH_INFO"] = path if plain else util.unquote_to_wsgi_str(path)
         environ["SCRIPT_NAME"] = script_name
 
     @staticmethod

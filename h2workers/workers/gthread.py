@@ -26,6 +26,7 @@ from gunicorn.workers import base
 
 from ..config import ServerOptions, server_options
 from ..http1 import H1Connection, H1Exchange, Upgrade, next_request, start_upgrade, upgrade_settings
+from ..wsgi import ServeContext
 from ..wsgi_environ import worker_environ
 from .h2session import H2Session
 from .threads import Mailbox, Parker, ThreadPool
@@ -94,6 +95,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
     # -- the I/O loop ----------------------------------------------------------
 
     def run(self) -> None:
+        self.serve_context = ServeContext(self)  # the app is loaded by now
         self.selector.register(self.mailbox.fileno(), READ, self._on_mailbox)
         self.selector.register(self.PIPE[0], READ, self._on_signal_pipe)
         self._set_accepting(True)

@@ -15,7 +15,6 @@ import errno
 import ssl
 import time
 from collections import deque
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from h2.errors import ErrorCodes
@@ -24,7 +23,7 @@ from .. import events as ev
 from ..core import H2Core
 from ..errors import StreamClosed
 from ..headers import Header, RequestHead
-from ..wsgi import WSGIStream, log_access, reject
+from ..wsgi import reject, serve_stream
 from ..wsgi_environ import EnvironBuilder, RequestRejected
 from .threads import Parker
 
@@ -345,34 +344,24 @@ class H2Session:
 
     def run_stream(self, channel: ThreadChannel, head: RequestHead) -> None:
         """Serve one stream on a pool thread (never raises)."""
-        worker = self.worker
-        started = datetime.now()
+        ctx = self.worker.serve_context
         try:
             try:
                 environ, req = self.environ.build(channel.stream_id, head)
             except RequestRejected as exc:
-                worker.log.warning("Invalid request from ip=%s: %s", self.peer_ip, exc)
+                ctx.log.warning("Invalid request from ip=%s: %s", self.peer_ip, exc)
                 reject(channel, exc)
                 return
-            worker.cfg.pre_request(worker, req)
-            stream = WSGIStream(worker.wsgi, channel, environ, req)
             # A PRIORITY frame may arrive at any time: from now on the I/O
             # thread updates the environ itself (dispatch); what came before
             # is already in ``head``.
             channel.environ = environ
             _set_priority(environ, head.priority_weight, head.priority_depends_on)
-            stream.run()
-            if stream.error is not None:
-                worker.log.error("Error handling request %s", req.uri, exc_info=stream.error)
-            log_access(worker.log, stream.info, req, environ, started)
-            try:
-                worker.cfg.post_request(worker, req, environ, stream.info)
-            except Exception:
-                worker.log.exception("Exception in post_request hook")
+            serve_stream(ctx, channel, environ, req)
         except StreamClosed:
             pass
         except Exception:
-            worker.log.exception("Error serving HTTP/2 stream %d", channel.stream_id)
+            ctx.log.exception("Error serving HTTP/2 stream %d", channel.stream_id)
             channel.reset(ErrorCodes.INTERNAL_ERROR)
         finally:
             if not channel.finished:  # else the ending command released it
