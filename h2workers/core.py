@@ -105,6 +105,9 @@ class H2Core:
         self._out = bytearray()
         self.last_stream_id: int | None = None  # set once GOAWAY is sent
         self.terminated = False  # connection error or peer GOAWAY: nothing more runs
+        # Set by the driver while its transport is congested: bodies are
+        # queued, not framed, until it clears the flag and flushes again.
+        self.hold_output = False
         # PRIORITY frames for streams not opened yet (RFC 9113 5.3 allows it);
         # bounded so a PRIORITY flood cannot grow it.
         self._early_priority: dict[int, h2e.PriorityUpdated] = {}
@@ -324,7 +327,12 @@ class H2Core:
         stream = self._streams.get(stream_id)
         if stream is None:
             return
-        if not stream.chunks and stream.trailers is None and stream_id not in self._sending:
+        if (
+            not stream.chunks
+            and stream.trailers is None
+            and stream_id not in self._sending
+            and not self.hold_output
+        ):
             size = len(data)
             if size <= self._h2.max_outbound_frame_size and (
                 size <= self._h2.local_flow_control_window(stream_id)
@@ -399,7 +407,7 @@ class H2Core:
         driver can wake applications waiting for buffer room.
         """
         progressed: set[int] = set()
-        if self.terminated:
+        if self.terminated or self.hold_output:
             return []
         pending = list(self._sending.items())
         max_frame = self._h2.max_outbound_frame_size

@@ -34,6 +34,7 @@ RECV_SIZE = 65536
 TLS_RECORD = 16384  # largest TLS plaintext record
 READS_PER_EVENT = 4
 HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
+OUT_HELD = 256 * 1024  # unsent bytes past which no more body is framed
 
 
 class ThreadChannel:
@@ -199,7 +200,7 @@ class H2Session:
         self.post = worker.mailbox.post
         self.ack_threshold = max(16384, settings.initial_window_size // 2)
         self.wait_timeout = float(worker.cfg.timeout or 30)
-        self.idle_since = time.monotonic()
+        self.idle_since = self.last_sent = time.monotonic()
         self.closed = False
         self.want_write = False
 
@@ -467,6 +468,16 @@ class H2Session:
             del self.out[:sent]
         elif sent < len(fresh):
             self.out += memoryview(fresh)[sent:]
+        if sent:
+            self.last_sent = time.monotonic()
+        # Back-pressure: while the peer does not read, frame no more bodies
+        # (their apps then wait at the high-water mark) instead of piling
+        # framed bytes up here.
+        held = len(self.out) >= OUT_HELD
+        if held != self.core.hold_output:
+            self.core.hold_output = held
+            if not held:
+                self.worker.mark_dirty(self)
         want = bool(self.out)
         if want != self.want_write:
             self.want_write = want
@@ -479,6 +490,14 @@ class H2Session:
         if self.closed:
             return
         self.dispatch(self.core.expire(now, self.wait_timeout))
+        if self.out and now - self.last_sent >= self.wait_timeout:
+            self.worker.log.info(
+                "HTTP/2 connection from %s read nothing for %gs: closed",
+                self.peer_ip,
+                self.wait_timeout,
+            )
+            self.close()
+            return
         if not self.worker.alive:
             self.core.start_shutdown()
         elif (
