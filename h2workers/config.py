@@ -91,6 +91,11 @@ SPECS = (
     _Spec(
         "http2_max_header_list_size", "--http2-max-header-list-size", 65536, _int_in(1, 2**32 - 1)
     ),
+    # h2workers' own flood limits (not Gunicorn settings: config file only)
+    _Spec("http2_max_reset_streams", "", 1000, _int_in(1, MAX_WINDOW)),
+    _Spec("http2_reset_streams_per_second", "", 33, _int_in(0, 1_000_000)),
+    _Spec("http2_max_control_frames", "", 1000, _int_in(1, MAX_WINDOW)),
+    _Spec("http2_control_frames_per_second", "", 100, _int_in(0, 1_000_000)),
 )
 
 
@@ -102,6 +107,11 @@ class H2Settings:
     initial_window_size: int = 65535
     max_frame_size: int = 16384
     max_header_list_size: int = 65536
+    # Token buckets (burst, refill a second) against floods; see docs/security.md
+    max_reset_streams: int = 1000
+    reset_streams_per_second: int = 33
+    max_control_frames: int = 1000
+    control_frames_per_second: int = 100
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,10 @@ def _resolve(cfg: Any) -> ServerOptions:
             initial_window_size=values["http2_initial_window_size"],
             max_frame_size=values["http2_max_frame_size"],
             max_header_list_size=values["http2_max_header_list_size"],
+            max_reset_streams=values["http2_max_reset_streams"],
+            reset_streams_per_second=values["http2_reset_streams_per_second"],
+            max_control_frames=values["http2_max_control_frames"],
+            control_frames_per_second=values["http2_control_frames_per_second"],
         ),
     )
 
@@ -186,6 +200,8 @@ def _user_value(spec: _Spec, known: Mapping[str, Any], from_file: ConfigFileValu
 
 
 def _on_command_line(flag: str) -> bool:
+    if not flag:
+        return False
     args = list(sys.argv[1:]) + shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))
     return any(a == flag or a.startswith(flag + "=") for a in args)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import h2.events as h2e
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
-from h2.exceptions import ProtocolError
+from h2.exceptions import DenialOfServiceError, ProtocolError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
@@ -36,6 +36,7 @@ from .h2conn import (
     ServerConnection,
     StreamMalformed,
     StreamRefused,
+    TokenBucket,
     new_server_connection,
 )
 from .headers import Header, RequestHead, parse_request, parse_trailers
@@ -97,6 +98,12 @@ class H2Core:
         # block is decoded (HPACK state stays in sync) and the one request is
         # answered 431, RFC 9113 10.5.1.
         self._h2.decoder.max_header_list_size = 2 * settings.max_header_list_size
+        self._h2.resets = TokenBucket(
+            "stream reset", settings.max_reset_streams, settings.reset_streams_per_second
+        )
+        self._h2.controls = TokenBucket(
+            "control frame", settings.max_control_frames, settings.control_frames_per_second
+        )
         # h2 reads this from local_settings only in __init__ or on a SETTINGS ACK
         # that changes it; initial values change nothing, so set it here.
         self._h2.max_inbound_frame_size = settings.max_frame_size
@@ -168,8 +175,11 @@ class H2Core:
         except ProtocolError as exc:
             return self._terminate(ErrorCodes(exc.error_code), str(exc), by_peer=False)
         out: list[ev.Event] = []
-        for event in h2_events:
-            self._translate(event, out)
+        try:
+            for event in h2_events:
+                self._translate(event, out)
+        except DenialOfServiceError as exc:  # malformed streams past the reset budget
+            out.extend(self._terminate(ErrorCodes.ENHANCE_YOUR_CALM, str(exc), by_peer=False))
         return out
 
     def _translate(self, event: h2e.Event, out: list[ev.Event]) -> None:
@@ -298,6 +308,7 @@ class H2Core:
             out.append(ev.StreamRejected(sid, ErrorCodes.PROTOCOL_ERROR, event.reason))
         else:
             out.append(ev.StreamAborted(sid, ErrorCodes.PROTOCOL_ERROR, False, event.reason))
+        self._h2.spend_reset()
 
     # -- output commands (from the driver, on behalf of the application) -----
 
@@ -472,7 +483,9 @@ class H2Core:
             self._forget(sid, reset=ErrorCodes.NO_ERROR if stream.request_open else None)
 
     def expire(self, now: float, timeout: float) -> list[ev.Event]:
-        """Reset streams that could not send for ``timeout`` seconds (CANCEL)."""
+        """Reset streams that could not send for ``timeout`` seconds (CANCEL),
+        and refill the flood budgets; the driver calls this about once a second."""
+        self._h2.refill(now)
         out: list[ev.Event] = []
         for sid, stream in list(self._sending.items()):
             since = stream.blocked_since
@@ -555,6 +568,8 @@ class H2Core:
     def _reject(self, sid: int, code: ErrorCodes, reason: str, out: list[ev.Event]) -> None:
         self._reset_stream(sid, code)
         out.append(ev.StreamRejected(sid, code, reason))
+        if code == ErrorCodes.PROTOCOL_ERROR:
+            self._h2.spend_reset()  # malformed requests are rapid resets too
 
     def _abort(self, sid: int, code: ErrorCodes, reason: str, out: list[ev.Event]) -> None:
         if self._forget(sid, reset=code) is not None:

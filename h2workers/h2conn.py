@@ -39,7 +39,14 @@ from h2.exceptions import (
 from h2.frame_buffer import FrameBuffer
 from h2.stream import StreamClosedBy, StreamInputs
 from hpack import HPACKError
-from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
+from hyperframe.frame import (
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    RstStreamFrame,
+    SettingsFrame,
+)
 
 # What h2's _decode_headers wraps in a ProtocolError when a header block cannot be decoded.
 _DATA_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
@@ -129,8 +136,74 @@ _QUIET: dict[type[Frame], type[Frame]] = {
 }
 
 
+class TokenBucket:
+    """``burst`` tokens, refilled at ``rate`` a second (time is passed in)."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens", "what")
+
+    def __init__(self, what: str, burst: int, rate: float) -> None:
+        self.what = what
+        self.burst = float(burst)
+        self.rate = float(rate)
+        self.tokens = float(burst)
+        self.stamp: float | None = None
+
+    def spend(self, cost: float) -> None:
+        """Take ``cost`` tokens; raise DenialOfServiceError when none are left."""
+        self.tokens -= cost
+        if self.tokens < 0:
+            raise DenialOfServiceError(
+                f"{self.what} flood: over {self.burst:g} plus {self.rate:g} a second"
+            )
+
+    def refill(self, now: float) -> None:
+        if self.stamp is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def refund(self, amount: float) -> None:
+        self.tokens = min(self.burst, self.tokens + amount)
+
+
+DATA_REFUND = 4096  # DATA bytes sent that pay for one control frame (a WINDOW_UPDATE)
+
+
 class ServerConnection(H2Connection):
-    """H2Connection whose per-stream failures stay per-stream."""
+    """H2Connection whose per-stream failures stay per-stream, and which
+    meters what a peer can make it do (rapid reset, control-frame floods)."""
+
+    resets: TokenBucket | None = None  # RST_STREAM and refused/malformed streams
+    controls: TokenBucket | None = None  # SETTINGS, PING, PRIORITY, WINDOW_UPDATE...
+
+    def _receive_frame(self, frame: Frame) -> list[Event]:
+        self._meter(frame)
+        return super()._receive_frame(frame)
+
+    def _meter(self, frame: Frame) -> None:
+        if isinstance(frame, DataFrame):
+            if not frame.data and "END_STREAM" not in frame.flags:
+                self._spend_control(1)  # an empty DATA frame that ends nothing
+        elif isinstance(frame, RstStreamFrame):
+            if self.resets is not None:
+                self.resets.spend(1)
+        elif isinstance(frame, SettingsFrame):
+            self._spend_control(1 + len(frame.settings) // 8)
+        elif not isinstance(frame, (HeadersFrame, GoAwayFrame)):
+            self._spend_control(1)  # PING, PRIORITY, WINDOW_UPDATE, unknown types
+
+    def _spend_control(self, cost: int) -> None:
+        if self.controls is not None:
+            self.controls.spend(cost)
+
+    def spend_reset(self) -> None:
+        """A stream was refused or reset as malformed: the rapid-reset budget."""
+        if self.resets is not None:
+            self.resets.spend(1)
+
+    def refill(self, now: float) -> None:
+        for bucket in (self.resets, self.controls):
+            if bucket is not None:
+                bucket.refill(now)
 
     incoming_buffer: FrameBuffer
 
@@ -180,6 +253,8 @@ class ServerConnection(H2Connection):
             stream.state_machine.process_input(StreamInputs.SEND_END_STREAM)
         stream.outbound_flow_control_window -= size
         self.outbound_flow_control_window -= size
+        if self.controls is not None and size:
+            self.controls.refund(size / DATA_REFUND)  # a download earns its WINDOW_UPDATEs
         out = self._data_to_send
         out += _DATA_HEADER.pack(size >> 8, size & 0xFF, 0, 1 if end_stream else 0, stream_id)
         out += data
@@ -219,6 +294,7 @@ class ServerConnection(H2Connection):
         stream_id = frame.stream_id
         if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
             raise ProtocolError(f"unexpected stream id {stream_id}")
+        self.spend_reset()
         self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
         try:
             _decode_headers(self.decoder, frame.data)

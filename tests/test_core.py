@@ -681,3 +681,101 @@ def test_send_data_frame_refuses_what_h2_refuses():
     server.outbound_flow_control_window = 10
     with pytest.raises(FlowControlError):
         server.send_data_frame(1, b"x" * 11, False)
+
+
+# -- flood budgets (docs/security.md) ------------------------------------------
+
+from hyperframe.frame import PingFrame, PriorityFrame  # noqa: E402
+
+CALM = ErrorCodes.ENHANCE_YOUR_CALM
+# The handshake spends 2 control tokens (the client's SETTINGS and its ACK).
+SMALL_BUDGETS = H2Settings(
+    max_reset_streams=10,
+    reset_streams_per_second=5,
+    max_control_frames=20,
+    control_frames_per_second=10,
+)
+
+
+def _goaway_codes(raw: RawClient) -> list:
+    return [f.error_code for f in of_type(raw.received, GoAwayFrame)]
+
+
+def _flood(raw: RawClient, make, count: int) -> list:
+    events: list = []
+    for i in range(count):
+        events += raw.send(make(i))
+        raw.read()
+    return events
+
+
+@pytest.mark.parametrize("kind", ["ping", "settings", "priority", "window_update", "empty_data"])
+def test_control_frame_flood_ends_in_enhance_your_calm(kind):
+    raw = RawClient(SMALL_BUDGETS)
+    raw.send(raw.headers(1, POST, end_stream=False))
+    make = {
+        "ping": lambda i: PingFrame(0, opaque_data=i.to_bytes(8, "big")),
+        "settings": lambda i: SettingsFrame(0, settings={SettingCodes.ENABLE_PUSH: 0}),
+        "priority": lambda i: PriorityFrame(1, depends_on=0, stream_weight=i % 200),
+        "window_update": lambda i: WindowUpdateFrame(0, window_increment=1),
+        "empty_data": lambda i: raw.data(1, b""),
+    }[kind]
+    events = _flood(raw, make, 18)
+    assert _goaway_codes(raw) == [] and not raw.core.terminated
+    events = _flood(raw, make, 1)
+    assert _goaway_codes(raw) == [CALM]
+    assert [type(e) for e in events][-1] is ev.ConnectionEnded
+    assert (ev.StreamAborted, 1, CALM) in brief(events)
+
+
+def test_budget_refills_with_time():
+    raw = RawClient(SMALL_BUDGETS)
+    ping = lambda i: PingFrame(0, opaque_data=bytes(8))  # noqa: E731
+    raw.core.expire(100.0, 30.0)
+    _flood(raw, ping, 18)
+    raw.core.expire(101.0, 30.0)  # one second: 10 more
+    _flood(raw, ping, 10)
+    assert _goaway_codes(raw) == []
+    _flood(raw, ping, 1)
+    assert _goaway_codes(raw) == [CALM]
+
+
+def test_rapid_reset_ends_in_enhance_your_calm_and_aborts_in_flight_streams():
+    raw = RawClient(SMALL_BUDGETS)
+    events = []
+    for n in range(10):
+        sid = 1 + 2 * n
+        events += raw.send(raw.headers(sid, get_request()), raw.rst(sid, CANCEL))
+    assert _goaway_codes(raw) == [] and not raw.core.terminated
+    assert sum(isinstance(e, ev.StreamAborted) and e.by_peer for e in events) == 10
+    events = raw.send(raw.headers(21, get_request()), raw.rst(21, CANCEL))
+    raw.read()
+    assert _goaway_codes(raw) == [CALM]
+
+
+def test_refused_and_malformed_streams_spend_the_reset_budget():
+    raw = RawClient(
+        H2Settings(max_concurrent_streams=1, max_reset_streams=5, reset_streams_per_second=0)
+    )
+    raw.send(raw.headers(1, get_request(), end_stream=False))  # holds the only slot
+    for sid in (3, 5, 7):
+        raw.send(raw.headers(sid, get_request()))  # refused
+    raw.send(raw.headers(9, [(b":method", b"GET")]))  # malformed
+    raw.read()
+    assert _goaway_codes(raw) == []
+    raw.send(raw.headers(11, get_request()))
+    raw.send(raw.headers(13, get_request()))
+    raw.read()
+    assert _goaway_codes(raw) == [CALM]
+
+
+def test_a_download_pays_for_its_window_updates():
+    raw = RawClient(SMALL_BUDGETS)
+    raw.send(raw.headers(1, get_request()))
+    raw.core.respond(1, 200, [])
+    body = b"d" * 16_384
+    for _ in range(60):  # each frame earns the WINDOW_UPDATE that reopens it
+        raw.core.send_body(1, body)
+        raw.read()
+        raw.send(raw.window_update(0, 16_384), raw.window_update(1, 16_384))
+    assert _goaway_codes(raw) == []

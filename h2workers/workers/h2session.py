@@ -346,6 +346,8 @@ class H2Session:
     def run_stream(self, channel: ThreadChannel, head: RequestHead) -> None:
         """Serve one stream on a pool thread (never raises)."""
         ctx = self.worker.serve_context
+        if channel.aborted is not None:
+            return  # reset while it waited for a thread: the app never runs
         try:
             try:
                 environ, req = self.environ.build(channel.stream_id, head)
