@@ -98,6 +98,7 @@ class H2Core:
         # block is decoded (HPACK state stays in sync) and the one request is
         # answered 431, RFC 9113 10.5.1.
         self._h2.decoder.max_header_list_size = 2 * settings.max_header_list_size
+        self._h2.incoming_buffer.max_header_block = 2 * settings.max_header_list_size
         self._h2.resets = TokenBucket(
             "stream reset", settings.max_reset_streams, settings.reset_streams_per_second
         )

@@ -88,6 +88,9 @@ def _raise_if_hpack_failed(exc: ProtocolError) -> None:
         raise CompressionError(str(exc)) from exc
 
 
+MAX_CONTINUATIONS = 32  # per header block; h2 itself stops at 64 with PROTOCOL_ERROR
+
+
 class EagerFrameBuffer(FrameBuffer):
     """Refuses an overlong frame as soon as its 9-byte header is in.
 
@@ -95,6 +98,8 @@ class EagerFrameBuffer(FrameBuffer):
     peer announcing a 16 MiB frame could make us buffer 16 MiB per
     connection before the FRAME_SIZE_ERROR.
     """
+
+    max_header_block = 1 << 20  # set by the core from http2_max_header_list_size
 
     def __next__(self) -> Frame:
         data: bytes = getattr(self, "_data", None) or getattr(self, "data", b"") or b""
@@ -109,6 +114,19 @@ class EagerFrameBuffer(FrameBuffer):
         if quiet is not None:
             frame.__class__ = quiet
         return frame
+
+    def _update_header_buffer(self, f: Frame | None) -> Frame | None:
+        """CONTINUATION flood guard: a header block is capped while it
+        arrives (bytes and frames), not only once END_HEADERS comes."""
+        result = super()._update_header_buffer(f)
+        pending = self._headers_buffer
+        if pending:
+            if len(pending) > MAX_CONTINUATIONS:
+                raise DenialOfServiceError(f"over {MAX_CONTINUATIONS} CONTINUATION frames")
+            size = sum(len(frame.data) for frame in pending)
+            if size > self.max_header_block:
+                raise DenialOfServiceError(f"header block over {self.max_header_block} bytes")
+        return result
 
 
 class QuietDataFrame(DataFrame):
@@ -205,7 +223,7 @@ class ServerConnection(H2Connection):
             if bucket is not None:
                 bucket.refill(now)
 
-    incoming_buffer: FrameBuffer
+    incoming_buffer: EagerFrameBuffer
 
     def __init__(self, config: Any) -> None:
         super().__init__(config=config)

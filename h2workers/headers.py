@@ -108,6 +108,10 @@ def parse_request(block: list[Header]) -> RequestHead:
             continue
         if name == b"content-length":
             content_length = _parse_content_length(value, content_length)
+        elif name == b"host":
+            if b":host" in pseudo:
+                raise StreamViolation("repeated host header")
+            pseudo[b":host"] = value  # compared with :authority below
         headers.append((name, value))
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
@@ -124,6 +128,12 @@ def _head_from_pseudo(
         raise StreamViolation("missing :method")
     _check_name(method.lower())
     authority = pseudo.get(b":authority")
+    host = pseudo.get(b":host")
+    if host is not None:  # RFC 9113 8.3.1: Host must name what :authority names
+        if authority is None:
+            authority = host
+        elif host.lower() != authority.lower():
+            raise StreamViolation("host header differs from :authority")
     if method == b"CONNECT":
         if b":scheme" in pseudo or b":path" in pseudo or not authority:
             raise StreamViolation("CONNECT needs :authority and no :scheme or :path")

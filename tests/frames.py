@@ -350,6 +350,8 @@ MALFORMED = {
     "relative :path": get_request(b"index.html"),
     "empty :path": get_request(b""),
     "space in :path": get_request(b"/a b"),
+    "host differs from :authority": get_request(extra=[(b"host", b"elsewhere.example")]),
+    "two host headers": get_request(extra=[(b"host", b"a"), (b"host", b"a")]),
     "tab in :path": get_request(b"/a\tb"),
     "* for GET": get_request(b"*"),
     "content-length abc": get_request(extra=[(b"content-length", b"abc")]),

@@ -779,3 +779,38 @@ def test_a_download_pays_for_its_window_updates():
         raw.read()
         raw.send(raw.window_update(0, 16_384), raw.window_update(1, 16_384))
     assert _goaway_codes(raw) == []
+
+
+def test_continuation_flood_is_stopped_while_it_arrives():
+    from hyperframe.frame import ContinuationFrame
+
+    raw = RawClient(H2Settings(max_header_list_size=4_000))
+    block = raw.encode(get_request())
+    first = HeadersFrame(1, block, flags=["END_STREAM"])  # no END_HEADERS
+    raw.send(first)
+    events = []
+    for _ in range(9):  # 9 x 1000 bytes: past twice the list size
+        events += raw.send(ContinuationFrame(1, b"x" * 1_000))
+    raw.read()
+    assert _goaway_codes(raw) == [CALM]
+    assert [type(e) for e in events] == [ev.ConnectionEnded]
+
+
+def test_many_tiny_continuation_frames_are_a_flood():
+    from hyperframe.frame import ContinuationFrame
+
+    raw = RawClient()
+    raw.send(HeadersFrame(1, raw.encode(get_request()), flags=["END_STREAM"]))
+    for _ in range(40):
+        raw.send(ContinuationFrame(1, b""))
+    raw.read()
+    assert _goaway_codes(raw) == [CALM]
+
+
+def test_host_header_matching_authority_or_standing_in_for_it_is_accepted():
+    from h2workers.headers import parse_request
+
+    same = parse_request([*get_request(), (b"host", b"EXAMPLE.com")])
+    assert same.authority == b"example.com"
+    no_authority = [h for h in get_request() if h[0] != b":authority"]
+    assert parse_request([*no_authority, (b"host", b"h.example")]).authority == b"h.example"
