@@ -320,7 +320,10 @@ class H2Core:
         if stream_id not in self._streams:
             return
         block = [(b":status", str(status).encode()), *headers]
-        self._h2.send_headers(stream_id, block, end_stream=end_stream)
+        if status >= 200:
+            self._h2.send_response_headers(stream_id, block, end_stream)
+        else:  # h2 knows what a 1xx may and may not do
+            self._h2.send_headers(stream_id, block, end_stream=end_stream)
         if end_stream:
             self._finish(stream_id)
 

@@ -814,3 +814,43 @@ def test_host_header_matching_authority_or_standing_in_for_it_is_accepted():
     assert same.authority == b"example.com"
     no_authority = [h for h in get_request() if h[0] != b":authority"]
     assert parse_request([*no_authority, (b"host", b"h.example")]).authority == b"h.example"
+
+
+def _server_with_request(max_frame: int = 16_384):
+    import h2.config
+    import h2.connection
+
+    from h2workers.h2conn import new_server_connection
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.send_headers(
+        1,
+        [(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/")],
+        end_stream=True,
+    )
+    server = new_server_connection(
+        header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    server.max_outbound_frame_size = max_frame
+    server.data_to_send()
+    return server
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+@pytest.mark.parametrize("extra", [0, 1, 40_000])  # 40 kB of header: CONTINUATION frames
+def test_send_response_headers_writes_what_h2_writes(end_stream, extra):
+    block = [(b":status", b"200"), (b"content-type", b"text/plain")]
+    if extra:
+        block.append((b"x-big", b"v" * extra))
+    ours, theirs = _server_with_request(), _server_with_request()
+    ours.send_response_headers(1, list(block), end_stream)
+    theirs.send_headers(1, list(block), end_stream=end_stream)
+    assert ours.data_to_send() == theirs.data_to_send()
+    assert ours.streams[1].state_machine.state == theirs.streams[1].state_machine.state
+    assert ours.encoder.header_table_size == theirs.encoder.header_table_size
+    assert list(ours.encoder.header_table.dynamic_entries) == list(
+        theirs.encoder.header_table.dynamic_entries
+    )
