@@ -4,7 +4,9 @@ For every scenario and round, each server is started in turn on 127.0.0.1 (one
 worker, pinned to core 0 when ``taskset`` exists), polled until it answers a
 real request, loaded with h2load (pinned to core 1), and stopped. The server
 order rotates from round to round; the table shows medians over rounds and the
-ratio to ``gunicorn-native`` in the same scenario. See ``bench/README.md``.
+ratio to ``gunicorn-native`` in the same scenario. The ``idle`` scenario has no
+h2load run: this process holds N idle HTTP/2 connections and reads the worker's
+RSS (``bench/idle.py``). See ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 from types import FrameType
 
 from .apps import HELLO
-from .loadgen import H2LOAD, H2loadResult, median, run_h2load
+from .idle import FD_MARGIN, measure_idle, raise_nofile
+from .loadgen import H2LOAD, H2loadResult, run_h2load
+from .scenarios import SCENARIO_KEYS, SCENARIOS, Scenario, Settings
 from .servers import (
     DEFAULT_SERVERS,
     REPO,
@@ -43,124 +47,11 @@ from .servers import (
     start,
     stop,
 )
+from .table import CEILING_SERVER_SUFFIX, Cell, Round, describe, problems, render
 
 MIB = 1024 * 1024
 SERVER_CORE = 0
 CLIENT_CORE = 1
-BASELINE = "gunicorn-native"
-CEILING_SERVER_SUFFIX = "-server"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    key: str
-    title: str
-    kind: str  # "requests", "download" or "upload"
-    clients: int = 1
-    streams: int = 1
-    tls: bool = True
-    h1: bool = False  # every server is driven with h2load --h1
-
-    @property
-    def unit(self) -> str:
-        return "req/s" if self.kind == "requests" else "MiB/s"
-
-    def servers(self, chosen: list[str]) -> list[str]:
-        """The chosen servers that take part in this scenario, in the chosen order."""
-        names = []
-        for name in chosen:
-            spec = SERVERS[name]
-            if spec.kind == "ceiling" and (self.kind != "requests" or self.h1):
-                continue  # the ceiling is an HTTP/2 request/response number
-            if spec.h1 and self.h1:
-                continue  # identical to plain h2workers here
-            names.append(name)
-        return names
-
-
-SCENARIOS: list[Scenario] = [
-    Scenario("c10m10", "h2 TLS -c 10 -m 10", "requests", 10, 10),
-    Scenario("c1m100", "h2 TLS -c 1 -m 100", "requests", 1, 100),
-    Scenario("c100m1", "h2 TLS -c 100 -m 1", "requests", 100, 1),
-    Scenario("c100m10", "h2 TLS -c 100 -m 10", "requests", 100, 10),
-    Scenario("h2c", "h2c -c 10 -m 10", "requests", 10, 10, tls=False),
-    Scenario("h1", "HTTP/1.1 TLS --h1 -c 10", "requests", 10, 1, h1=True),
-    Scenario("download", "download 1 stream TLS", "download"),
-    Scenario("upload", "upload 1 stream TLS", "upload"),
-]
-SCENARIO_KEYS = [s.key for s in SCENARIOS]
-
-
-@dataclass
-class Round:
-    """One server's result in one round of one scenario."""
-
-    round: int
-    value: float | None = None  # req/s or MiB/s; None when nothing was measured
-    failures: int = 0
-    problem: str = ""
-    start_failed: bool = False
-    skipped: bool = False
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    mean_ms: float | None = None
-    protocol: str = ""
-    caveat: str = ""
-
-
-@dataclass
-class Cell:
-    scenario: str
-    server: str
-    unit: str
-    rounds: list[Round] = field(default_factory=list)
-
-    @property
-    def values(self) -> list[float]:
-        return [r.value for r in self.rounds if r.value is not None]
-
-    @property
-    def median(self) -> float | None:
-        values = self.values
-        return median(values) if values else None
-
-    def median_of(self, attr: str) -> float | None:
-        values = [getattr(r, attr) for r in self.rounds if getattr(r, attr) is not None]
-        return median(values) if values else None
-
-    @property
-    def failures(self) -> int:
-        return sum(r.failures for r in self.rounds)
-
-    @property
-    def never_started(self) -> bool:
-        return bool(self.rounds) and all(r.start_failed for r in self.rounds)
-
-    def note(self) -> str:
-        if self.never_started:
-            return _reason(self.rounds[0].problem)
-        bad = [r for r in self.rounds if r.problem]
-        if not bad:
-            caveats = {r.caveat for r in self.rounds if r.caveat}
-            return "status unread by h2load, bodies verified" if caveats else ""
-        kinds = []
-        if any(r.start_failed for r in bad):
-            kinds.append("failed to start")
-        if any(r.failures for r in bad):
-            kinds.append("requests failed")
-        if any(r.problem and not r.failures and not r.start_failed for r in bad):
-            kinds.append("error")
-        return f"{' + '.join(kinds)} in {len(bad)}/{len(self.rounds)} rounds"
-
-
-@dataclass
-class Settings:
-    requests: int
-    rounds: int
-    body_mb: int
-    servers: list[str]
-    scenarios: list[Scenario]
-    pin: bool
 
 
 @dataclass
@@ -168,25 +59,12 @@ class Env:
     workdir: Path
     tls: TLSFiles
     upload_file: Path
-    start_failures: dict[tuple[str, bool, str], str] = field(default_factory=dict)
+    start_failures: dict[tuple[str, bool, str, bool], str] = field(default_factory=dict)
+    nofile: int = 0  # the open-file limit raised for the idle scenario, 0 if not run
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _reason(problem: str, limit: int = 70) -> str:
-    """The most telling part of a problem: the last line of a log tail."""
-    if problem.startswith("skipped: "):
-        return _short(problem.split(";", 1)[0], limit)
-    last = problem.rsplit(" | ", 1)[-1]
-    prefix = "failed to start: " if problem.startswith("failed to start") else ""
-    return _short(prefix + last if prefix and prefix not in last else last, limit)
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def rotated(names: list[str], round_index: int) -> list[str]:
@@ -273,6 +151,26 @@ def _fill(round_: Round, result: H2loadResult, scenario: Scenario, settings: Set
         round_.value = settings.body_mb / seconds
 
 
+def _run_idle(round_: Round, master_pid: int, port: int, settings: Settings) -> None:
+    """The ``idle`` scenario's numbers for one server (see ``bench/idle.py``)."""
+    round_.wanted, round_.held = settings.idle_conns, 0
+    try:
+        result = measure_idle(master_pid, port, settings.idle_conns,
+                              _core(settings, CLIENT_CORE))
+    except Exception as exc:  # a harness bug must not lose the other servers' numbers
+        round_.problem = f"idle measurement failed: {exc!r}"
+        round_.failures = settings.idle_conns + 1
+        return
+    round_.value = result.growth_mib
+    round_.p50_ms = result.request_ms
+    round_.wanted, round_.held = result.wanted, result.held
+    round_.alone_ms, round_.base_rss_mib = result.alone_ms, result.base_rss_mib
+    round_.request_failed = result.request_ms is None
+    round_.request_timed_out = "timed out" in result.request_error
+    round_.failures = result.failures
+    round_.problem = result.problem
+
+
 def run_one(
     scenario: Scenario, name: str, round_index: int, settings: Settings, env: Env
 ) -> list[tuple[str, Round]]:
@@ -293,8 +191,9 @@ def _run_server(
     if missing:
         round_.problem, round_.start_failed, round_.skipped = f"skipped: {missing}", True, True
         return round_
-    app = "hello" if scenario.kind == "requests" else "bodies"
-    key = (name, scenario.tls, app)
+    app = "hello" if scenario.kind in ("requests", "idle") else "bodies"
+    idle = scenario.kind == "idle"
+    key = (name, scenario.tls, app, idle)
     if key in env.start_failures:
         round_.problem, round_.start_failed = env.start_failures[key], True
         return round_
@@ -303,7 +202,7 @@ def _run_server(
     server = None
     try:
         for attempt in range(2):
-            launch = Launch(name, app, tls, free_port(), env.workdir)
+            launch = Launch(name, app, tls, free_port(), env.workdir, hold_idle=idle)
             try:
                 server = start(spec, launch, h1, _core(settings, SERVER_CORE))
                 break
@@ -315,8 +214,11 @@ def _run_server(
                 round_.problem, round_.start_failed = env.start_failures[key], True
                 return round_
         assert server is not None
-        result = _measure(scenario, spec, server.base_url, settings, env)
-        _fill(round_, result, scenario, settings)
+        if idle:
+            _run_idle(round_, server.proc.pid, server.launch.port, settings)
+        else:
+            result = _measure(scenario, spec, server.base_url, settings, env)
+            _fill(round_, result, scenario, settings)
         if server.proc.poll() is not None:
             round_.problem = (round_.problem + "; " if round_.problem else "") + (
                 f"server exited with code {server.proc.returncode}: {server.log_tail(3)}")
@@ -328,25 +230,6 @@ def _run_server(
     return round_
 
 
-def _fmt(value: float | None, digits: int = 0) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-def _describe(round_: Round, unit: str) -> str:
-    if round_.skipped:
-        return round_.problem
-    if round_.value is None:
-        return "FAILED: " + _short(round_.problem, 200)
-    text = f"{round_.value:,.1f} {unit}"
-    if round_.p99_ms is not None and unit == "req/s":
-        text += f" (p50 {round_.p50_ms:.1f} ms, p99 {round_.p99_ms:.1f} ms)"
-    if round_.problem:
-        text += " !! " + _short(round_.problem, 200)
-    return text
-
-
 def iterate(settings: Settings, env: Env) -> Iterator[tuple[Scenario, str, Round]]:
     for scenario in settings.scenarios:
         names = scenario.servers(settings.servers)
@@ -354,76 +237,8 @@ def iterate(settings: Settings, env: Env) -> Iterator[tuple[Scenario, str, Round
             for name in rotated(names, round_index):
                 for row, round_ in run_one(scenario, name, round_index + 1, settings, env):
                     _log(f"[{scenario.key} round {round_index + 1}/{settings.rounds}] {row}: "
-                         f"{_describe(round_, scenario.unit)}")
+                         f"{describe(round_, scenario.unit)}")
                     yield scenario, row, round_
-
-
-def render(cells: dict[tuple[str, str], Cell], settings: Settings) -> str:
-    headers = ["scenario", "server", "median", "unit", "min-max", "p50 ms", "p99 ms", "failed",
-               f"vs {BASELINE}", "note"]
-    rows: list[list[str]] = []
-    for scenario in settings.scenarios:
-        names = _rows(scenario.servers(settings.servers))
-        base = cells.get((scenario.key, BASELINE))
-        base_median = base.median if base is not None else None
-        for name in names:
-            cell = cells.get((scenario.key, name))
-            if cell is None:
-                continue
-            value = cell.median
-            values = cell.values
-            digits = 0 if scenario.unit == "req/s" else 1
-            spread = (f"{min(values):,.{digits}f}-{max(values):,.{digits}f}"
-                      if len(values) > 1 else "-")
-            if value is None:
-                shown = ("skipped" if all(r.skipped for r in cell.rounds) else
-                         "failed to start" if cell.never_started else "FAILED")
-                ratio = "-"
-            else:
-                shown = _fmt(value, digits)
-                ratio = f"{value / base_median:.2f}x" if base_median else "-"
-            rows.append([
-                scenario.title, name, shown, scenario.unit, spread,
-                _fmt(cell.median_of("p50_ms"), 1), _fmt(cell.median_of("p99_ms"), 1),
-                str(cell.failures), ratio, cell.note(),
-            ])
-        rows.append([])
-    rows = rows[:-1] if rows and not rows[-1] else rows
-    widths = [max(len(h), *(len(r[i]) for r in rows if r)) for i, h in enumerate(headers)]
-    right = {2, 4, 5, 6, 7, 8}
-
-    def line(cols: list[str]) -> str:
-        cells_ = [c.rjust(w) if i in right else c.ljust(w)
-                  for i, (c, w) in enumerate(zip(cols, widths, strict=True))]
-        return "  ".join(cells_).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths])]
-    out += [line(r) if r else "" for r in rows]
-    return "\n".join(out)
-
-
-def _rows(names: list[str]) -> list[str]:
-    out = []
-    for name in names:
-        out.append(name)
-        if SERVERS[name].kind == "ceiling":
-            out.append(name + CEILING_SERVER_SUFFIX)
-    return out
-
-
-def problems(cells: dict[tuple[str, str], Cell]) -> str:
-    """Each distinct problem once, with the scenarios it happened in."""
-    where: dict[tuple[str, str], list[str]] = {}
-    for (scenario, server), cell in cells.items():
-        for r in cell.rounds:
-            if r.problem:
-                keys = where.setdefault((server, r.problem), [])
-                if scenario not in keys:
-                    keys.append(scenario)
-    return "\n".join(
-        f"  {server} [{', '.join(scenarios)}]: {_short(problem, 600)}"
-        for (server, problem), scenarios in where.items()
-    )
 
 
 def _version(dist: str) -> str:
@@ -446,6 +261,8 @@ def banner(settings: Settings, env: Env) -> str:
         f"requests/run {settings.requests}, rounds {settings.rounds}, body {settings.body_mb} "
         f"MiB, TLS cert via {env.tls.how}, pinning: {pin}",
         "servers: " + ", ".join(settings.servers),
+        *([f"idle: {settings.idle_conns} connections, open-file limit {env.nofile} "
+           "(the client's, inherited by the servers)"] if env.nofile else []),
     ])
 
 
@@ -455,12 +272,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="servers: " + "; ".join(f"{s.name} = {s.about}" for s in SERVERS.values()),
     )
     parser.add_argument("--quick", action="store_true",
-                        help="CI smoke test: ~300 requests, 1 round, 8 MiB bodies")
+                        help="CI smoke test: ~300 requests, 1 round, 8 MiB bodies, "
+                        "100 idle connections")
     parser.add_argument("--rounds", type=int, help="rounds per scenario (default 3; quick 1)")
     parser.add_argument("--requests", "-n", type=int,
                         help="requests per h2load run (default 20000; quick 300)")
     parser.add_argument("--body-mb", type=int,
                         help="MiB per download/upload (default 100; quick 8)")
+    parser.add_argument("--idle-conns", type=int,
+                        help="idle HTTP/2 connections in the idle scenario "
+                        "(default 1000; quick 100)")
     parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
                         help=f"comma-separated, from: {', '.join(SERVERS)}")
     parser.add_argument("--scenarios", default=",".join(SCENARIO_KEYS),
@@ -477,7 +298,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if unknown or not chosen:
             parser.error(f"--{option}: unknown {unknown or 'empty list'}; known: {list(known)}")
         setattr(args, option, chosen)
-    for option in ("rounds", "requests", "body_mb"):
+    for option in ("rounds", "requests", "body_mb", "idle_conns"):
         value = getattr(args, option)
         if value is not None and value < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
@@ -502,7 +323,15 @@ def main(argv: list[str] | None = None) -> int:
         servers=args.servers,
         scenarios=[s for s in SCENARIOS if s.key in args.scenarios],
         pin=TASKSET is not None and not args.no_pin,
+        idle_conns=args.idle_conns or (100 if args.quick else 1000),
     )
+    nofile = 0
+    if any(s.kind == "idle" for s in settings.scenarios):
+        # Before any server starts: they inherit this process's limit.
+        nofile = raise_nofile(settings.idle_conns + FD_MARGIN)
+        if nofile < settings.idle_conns + FD_MARGIN:
+            _log(f"note: open-file limit {nofile} is below {settings.idle_conns} idle "
+                 f"connections + {FD_MARGIN}; fewer will be held")
     for name in settings.servers:
         missing = SERVERS[name].missing()
         if missing:
@@ -514,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         upload_file = workdir / "upload.bin"
         with open(upload_file, "wb") as fh:
             fh.truncate(settings.body_mb * MIB)  # sparse zeros: cheap to make and to read
-        env = Env(workdir, make_cert(workdir), upload_file)
+        env = Env(workdir, make_cert(workdir), upload_file, nofile=nofile)
         print(banner(settings, env), flush=True)
         started = time.monotonic()
         interrupted = False
@@ -528,12 +357,13 @@ def main(argv: list[str] | None = None) -> int:
             _log("interrupted: printing what was measured so far")
         elapsed = time.monotonic() - started
     print()
-    print(render(cells, settings))
+    table, legend = render(cells, settings)
+    print(table)
     details = problems(cells)
     if details:
         print("\nproblems:\n" + details)
-    print(f"\n{'interrupted after' if interrupted else 'finished in'} {elapsed:.0f}s; "
-          f"ratio = median / median of {BASELINE} in the same scenario (higher is better)")
+    print(f"\n{'interrupted after' if interrupted else 'finished in'} {elapsed:.0f}s")
+    print("\n".join(legend))
     if args.json:
         payload = {
             "settings": {**asdict(settings), "scenarios": [s.key for s in settings.scenarios]},

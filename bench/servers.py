@@ -27,6 +27,11 @@ TASKSET = shutil.which("taskset")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 GUNICORN_COMMON = ["--log-level", "warning", "--graceful-timeout", "5", "--timeout", "120"]
+# The idle scenario: room for 2000 connections, idle ones kept for 60 s (Gunicorn's
+# default keep-alive is 2 s, Hypercorn's 5 s) and a listen backlog that takes a burst of
+# connects (Hypercorn's default is 100; Gunicorn's is 2048 already).
+IDLE_GUNICORN = ["--worker-connections", "2000", "--keep-alive", "60"]
+IDLE_HYPERCORN = ["--keep-alive", "60", "--backlog", "2048"]
 
 
 class StartError(Exception):
@@ -91,6 +96,7 @@ class Launch:
     tls: TLSFiles | None
     port: int
     workdir: Path
+    hold_idle: bool = False  # keep many idle connections: the ``idle`` scenario
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,8 @@ class ServerSpec:
                         str(launch.tls.keyfile)]
             else:
                 cmd += ["--http2-cleartext", "prior-knowledge"]
+            if launch.hold_idle:
+                cmd += [*IDLE_GUNICORN]
             return [*cmd, f"bench.apps:{launch.app}"]
         if self.kind == "hypercorn":
             config = launch.workdir / "hypercorn.toml"
@@ -138,6 +146,8 @@ class ServerSpec:
             if launch.tls is not None:
                 cmd += ["--certfile", str(launch.tls.certfile), "--keyfile",
                         str(launch.tls.keyfile)]
+            if launch.hold_idle:
+                cmd += [*IDLE_HYPERCORN]
             target = f"asgi:bench.apps:{launch.app}_asgi" if self.asgi else (
                 f"wsgi:bench.apps:{launch.app}")
             return [*cmd, target]

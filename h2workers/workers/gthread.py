@@ -12,6 +12,8 @@ See docs/architecture.md for the picture.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import os
 import selectors
@@ -32,6 +34,17 @@ from .h2session import H2Session
 from .threads import Mailbox, Parker, ThreadPool
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 TICK = 1.0
 
@@ -75,6 +88,8 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         self.conns: dict[Any, None] = {}  # every open connection object
         self.dirty: dict[H2Session, None] = {}
         self.accepting = False
+        self.adopted = 0  # connections accepted since the heap was last trimmed
+        self.trimmed_at = 0.0
 
     def init_process(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -149,6 +164,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
 
     def _tick(self, now: float) -> None:
         self.notify()
+        self._trim_heap(now)
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False
@@ -157,6 +173,20 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
                 conn.tick(now)
             elif isinstance(conn, (_Pending, H1Connection)) and 0 < conn.deadline <= now:
                 self._drop(conn)
+
+    def _trim_heap(self, now: float) -> None:
+        """Give the heap back after a burst of connections.
+
+        TLS handshakes allocate and free a lot; with many in flight at once
+        glibc keeps the freed memory (about 8 MiB after 1,000 concurrent
+        handshakes). ``malloc_trim`` returns it, at most every few seconds.
+        """
+        if _malloc_trim is None or self.adopted < TRIM_AFTER_CONNECTIONS:
+            return
+        if now - self.trimmed_at >= TRIM_INTERVAL:
+            self.adopted = 0
+            self.trimmed_at = now
+            _malloc_trim(0)
 
     # -- accepting -------------------------------------------------------------
 
@@ -190,6 +220,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             self._set_accepting(False)
 
     def _adopt(self, client: socket.socket, peer: Any, server: Any) -> None:
+        self.adopted += 1
         client.setblocking(False)
         if client.family in (socket.AF_INET, socket.AF_INET6):
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

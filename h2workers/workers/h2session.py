@@ -194,7 +194,9 @@ class H2Session:
         self.peer_ip = peer[0] if isinstance(peer, tuple) else str(peer or "-")
         settings = worker.options.h2
         self.core = H2Core(settings)
-        self.environ = EnvironBuilder(worker.cfg, worker.base_environ, peer, server, secure)
+        self.server = server
+        self.secure = secure
+        self._environ: EnvironBuilder | None = None  # made by the first stream
         self.channels: dict[int, ThreadChannel] = {}
         self.out = bytearray()
         self.post = worker.mailbox.post
@@ -203,6 +205,18 @@ class H2Session:
         self.idle_since = self.last_sent = time.monotonic()
         self.closed = False
         self.want_write = False
+
+    def environ_builder(self) -> EnvironBuilder:
+        """Built on first use: an idle connection should cost as little as
+        possible (two pool threads racing here build equal copies)."""
+        builder = self._environ
+        if builder is None:
+            worker = self.worker
+            builder = EnvironBuilder(
+                worker.cfg, worker.base_environ, self.peer, self.server, self.secure
+            )
+            self._environ = builder
+        return builder
 
     def high_water(self) -> int:
         """How much unframed response a stream may queue before its app waits.
@@ -350,7 +364,7 @@ class H2Session:
             return  # reset while it waited for a thread: the app never runs
         try:
             try:
-                environ, req = self.environ.build(channel.stream_id, head)
+                environ, req = self.environ_builder().build(channel.stream_id, head)
             except RequestRejected as exc:
                 ctx.log.warning("Invalid request from ip=%s: %s", self.peer_ip, exc)
                 reject(channel, exc)
