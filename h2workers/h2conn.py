@@ -40,17 +40,20 @@ from h2.frame_buffer import FrameBuffer
 from h2.stream import StreamClosedBy, StreamInputs
 from hpack import HPACKError
 from hyperframe.frame import (
+    ContinuationFrame,
     DataFrame,
     Frame,
     GoAwayFrame,
     HeadersFrame,
     RstStreamFrame,
     SettingsFrame,
+    WindowUpdateFrame,
 )
 
-# What h2's _decode_headers wraps in a ProtocolError when a header block cannot be decoded.
 _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
-END_STREAM, END_HEADERS = 0x1, 0x4
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+SETTINGS_TYPE, WINDOW_UPDATE_TYPE, NO_RFC7540_PRIORITIES = 0x4, 0x8, 0x9
+# What h2's _decode_headers wraps in a ProtocolError when a header block cannot be decoded.
 _HPACK_ERRORS = (HPACKError, IndexError, TypeError, UnicodeDecodeError)
 
 
@@ -110,6 +113,11 @@ class EagerFrameBuffer(FrameBuffer):
                 raise FrameTooLargeError(
                     f"frame of {length} bytes announced, max {self.max_frame_size}"
                 )
+            if data[3] == SETTINGS_TYPE and data[4] & ACK and length:  # RFC 9113 6.5
+                raise FrameTooLargeError("SETTINGS ACK with a payload")
+            window_update = data[3] == WINDOW_UPDATE_TYPE and length == 4 and len(data) >= 13
+            if window_update and isinstance(data, bytearray):
+                data[9] &= 0x7F  # RFC 9113 6.9: the reserved bit is ignored
         frame = super().__next__()
         quiet = _QUIET.get(type(frame))
         if quiet is not None:
@@ -191,14 +199,22 @@ class ServerConnection(H2Connection):
     """H2Connection whose per-stream failures stay per-stream, and which
     meters what a peer can make it do (rapid reset, control-frame floods)."""
 
+    _settings_seen = False  # the client's first frame was its SETTINGS
     resets: TokenBucket | None = None  # RST_STREAM and refused/malformed streams
     controls: TokenBucket | None = None  # SETTINGS, PING, PRIORITY, WINDOW_UPDATE...
 
     def _receive_frame(self, frame: Frame) -> list[Event]:
-        self._meter(frame)
+        self._screen(frame)
+        if self._closed_by_our_reset(frame.stream_id):
+            return self._discard(frame)
         return super()._receive_frame(frame)
 
-    def _meter(self, frame: Frame) -> None:
+    def _screen(self, frame: Frame) -> None:
+        """Checks h2 lacks, and what the frame costs the flood budgets."""
+        if not self._settings_seen:  # RFC 9113 3.4: the preface ends with SETTINGS
+            if not isinstance(frame, SettingsFrame) or "ACK" in frame.flags:
+                raise ProtocolError("the client preface is not followed by SETTINGS")
+            self._settings_seen = True
         if isinstance(frame, DataFrame):
             if not frame.data and "END_STREAM" not in frame.flags:
                 self._spend_control(1)  # an empty DATA frame that ends nothing
@@ -206,9 +222,43 @@ class ServerConnection(H2Connection):
             if self.resets is not None:
                 self.resets.spend(1)
         elif isinstance(frame, SettingsFrame):
+            if frame.settings.get(NO_RFC7540_PRIORITIES, 0) not in (0, 1):  # RFC 9113 5.3.2
+                raise ProtocolError("SETTINGS_NO_RFC7540_PRIORITIES other than 0 or 1")
             self._spend_control(1 + len(frame.settings) // 8)
         elif not isinstance(frame, (HeadersFrame, GoAwayFrame)):
             self._spend_control(1)  # PING, PRIORITY, WINDOW_UPDATE, unknown types
+
+    def _closed_by_our_reset(self, stream_id: int) -> bool:
+        if stream_id == 0 or self.state_machine.state is ConnectionState.CLOSED:
+            return False
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            closed_by = self._closed_streams.get(stream_id)
+        else:
+            closed_by = stream.closed_by if stream.closed else None
+        return closed_by is StreamClosedBy.SEND_RST_STREAM
+
+    def _discard(self, frame: Frame) -> list[Event]:
+        """RFC 9113 5.1: frames on a stream we reset are processed minimally
+        and ignored (h2 answers each with RST_STREAM(STREAM_CLOSED)). A
+        header block is still decoded, to keep HPACK in step; DATA still
+        counts against, and is credited back to, the connection window."""
+        if isinstance(frame, (HeadersFrame, ContinuationFrame)):
+            try:
+                _decode_headers(self.decoder, frame.data)
+            except ProtocolError as exc:
+                _raise_if_hpack_failed(exc)
+                raise
+        elif isinstance(frame, DataFrame):
+            flow = frame.flow_controlled_length
+            manager = self._inbound_flow_control_window_manager
+            manager.window_consumed(flow)
+            increment = manager.process_bytes(flow)
+            if increment:
+                update = WindowUpdateFrame(0)
+                update.window_increment = increment
+                self._prepare_for_sending([update])
+        return []
 
     def _spend_control(self, cost: int) -> None:
         if self.controls is not None:

@@ -12,6 +12,7 @@ See docs/architecture.md for the picture.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -25,6 +26,8 @@ from typing import Any
 
 from gunicorn import http, sock
 from gunicorn.workers import base
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
 
 from ..config import ServerOptions, server_options
 from ..http1 import H1Connection, H1Exchange, Upgrade, next_request, start_upgrade, upgrade_settings
@@ -289,8 +292,14 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         del self.conns[pending]
         if pending.buf == PREFACE:
             self._start_h2(pending)
-        else:
+        elif "h1" in self.options.protocols:
             self._idle_h1(H1Connection(pending.sock, pending.peer, pending.server, pending.buf))
+        else:  # h2 only: RFC 9113 3.4, an invalid preface is a connection error
+            self.log.info("Invalid HTTP/2 preface from %s", pending.peer)
+            goaway = GoAwayFrame(0, last_stream_id=0, error_code=ErrorCodes.PROTOCOL_ERROR)
+            with contextlib.suppress(OSError):
+                pending.sock.send(goaway.serialize())
+            pending.close()
 
     def _start_h2(self, pending: _Pending) -> None:
         secure = self.ssl_context is not None

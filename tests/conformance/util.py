@@ -1,0 +1,571 @@
+"""Shared helpers for the conformance suite: RFC 9113 sections 3 to 8 and RFC 7541.
+
+Two ways to talk to the server, both with hand-built frames:
+
+* ``Peer`` drives an in-memory ``H2Core`` (exact and fast);
+* ``Wire`` talks to a real Gunicorn (``-k h2workers.GThreadH2``) over a socket,
+  h2c or TLS with ALPN ``h2``, so the worker's own path (preface sniffing,
+  reads, writes, closing the socket after GOAWAY) is covered as well.
+
+What the server writes is split into frames by a reader that depends on
+neither h2 nor hyperframe, and every frame is rendered by ``describe`` as a
+short tuple. Expected frames are written with the constructors below
+(``rst(1, PROTOCOL_ERROR)``, ``goaway(PROTOCOL_ERROR, last=1)``), which build
+the same tuples, so tests compare whole lists and a failure shows both sides.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import hpack
+from h2.errors import ErrorCodes
+
+from h2workers import events as ev
+from h2workers.config import H2Settings
+from h2workers.core import H2Core
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+Header = tuple[bytes, bytes]
+
+# Frame types (RFC 9113 6) and flags.
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY = range(8)
+WINDOW_UPDATE, CONTINUATION = 8, 9
+NAMES = (
+    "DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY",
+    "WINDOW_UPDATE", "CONTINUATION",
+)  # fmt: skip
+END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
+PADDED = 0x8
+PRIORITY_FLAG = 0x20
+
+# SETTINGS identifiers (RFC 9113 6.5.2).
+HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
+INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE = 0x4, 0x5, 0x6
+
+NO_ERROR = ErrorCodes.NO_ERROR
+PROTOCOL_ERROR = ErrorCodes.PROTOCOL_ERROR
+INTERNAL_ERROR = ErrorCodes.INTERNAL_ERROR
+FLOW_CONTROL_ERROR = ErrorCodes.FLOW_CONTROL_ERROR
+STREAM_CLOSED = ErrorCodes.STREAM_CLOSED
+FRAME_SIZE_ERROR = ErrorCodes.FRAME_SIZE_ERROR
+REFUSED_STREAM = ErrorCodes.REFUSED_STREAM
+CANCEL = ErrorCodes.CANCEL
+COMPRESSION_ERROR = ErrorCodes.COMPRESSION_ERROR
+ENHANCE_YOUR_CALM = ErrorCodes.ENHANCE_YOUR_CALM
+
+MAX_WINDOW = 2**31 - 1
+DEFAULT_WINDOW = 65_535
+DEFAULT_MAX_FRAME = 16_384
+
+
+# -- frames the client sends ----------------------------------------------------
+
+
+def frame(ftype: int, flags: int, sid: int, payload: bytes = b"", reserved: bool = False) -> bytes:
+    """Any frame, byte for byte (RFC 9113 4.1); ``reserved`` sets the R bit."""
+    word = sid | (0x8000_0000 if reserved else 0)
+    head = struct.pack(">I", len(payload))[1:] + bytes((ftype, flags)) + struct.pack(">I", word)
+    return head + payload
+
+
+def _padding(payload: bytes, pad: int | None) -> tuple[int, bytes]:
+    if pad is None:
+        return 0, payload
+    return PADDED, bytes((pad,)) + payload + b"\0" * pad
+
+
+def data(sid: int, payload: bytes = b"", end_stream: bool = False, pad: int | None = None) -> bytes:
+    flag, body = _padding(payload, pad)
+    return frame(DATA, flag | (END_STREAM if end_stream else 0), sid, body)
+
+
+def priority_fields(depends_on: int, weight: int, exclusive: bool = False) -> bytes:
+    """The 5 priority octets; ``weight`` is the wire value (0-255 for 1-256)."""
+    return struct.pack(">IB", depends_on | (0x8000_0000 if exclusive else 0), weight)
+
+
+def headers(
+    sid: int,
+    block: bytes,
+    end_stream: bool = True,
+    end_headers: bool = True,
+    pad: int | None = None,
+    priority: tuple[int, int, bool] | None = None,
+) -> bytes:
+    """A HEADERS frame carrying an encoded ``block``; ``priority`` is
+    (depends_on, wire weight, exclusive)."""
+    flags = (END_STREAM if end_stream else 0) | (END_HEADERS if end_headers else 0)
+    if priority is not None:
+        flags |= PRIORITY_FLAG
+        block = priority_fields(*priority) + block
+    pad_flag, body = _padding(block, pad)
+    return frame(HEADERS, flags | pad_flag, sid, body)
+
+
+def continuation(sid: int, block: bytes, end_headers: bool = True) -> bytes:
+    return frame(CONTINUATION, END_HEADERS if end_headers else 0, sid, block)
+
+
+def priority(sid: int, depends_on: int = 0, weight: int = 15, exclusive: bool = False) -> bytes:
+    return frame(PRIORITY, 0, sid, priority_fields(depends_on, weight, exclusive))
+
+
+def rst_stream(sid: int, code: int = CANCEL) -> bytes:
+    return frame(RST_STREAM, 0, sid, struct.pack(">I", code))
+
+
+def settings(*pairs: tuple[int, int], ack: bool = False) -> bytes:
+    payload = b"".join(struct.pack(">HI", ident, value) for ident, value in pairs)
+    return frame(SETTINGS, ACK if ack else 0, 0, payload)
+
+
+def ping(payload: bytes = b"h2spec!!", ack: bool = False) -> bytes:
+    return frame(PING, ACK if ack else 0, 0, payload)
+
+
+def goaway_frame(last: int, code: int = NO_ERROR, debug: bytes = b"") -> bytes:
+    return frame(GOAWAY, 0, 0, struct.pack(">II", last, code) + debug)
+
+
+def window_update(sid: int, increment: int) -> bytes:
+    return frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", increment))
+
+
+def push_promise(sid: int, promised: int, block: bytes) -> bytes:
+    return frame(PUSH_PROMISE, END_HEADERS, sid, struct.pack(">I", promised) + block)
+
+
+def request_block(
+    path: bytes = b"/",
+    method: bytes = b"GET",
+    extra: Iterable[Header] = (),
+    scheme: bytes = b"https",
+) -> list[Header]:
+    """A well-formed request header list (RFC 9113 8.3.1)."""
+    return [
+        (b":method", method),
+        (b":scheme", scheme),
+        (b":path", path),
+        (b":authority", b"127.0.0.1"),
+        *extra,
+    ]
+
+
+# -- frames the server sends ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    ftype: int
+    flags: int
+    sid: int
+    payload: bytes
+    reserved: bool = False
+
+
+class FrameReader:
+    """Splits bytes into frames by the 9-octet header alone (RFC 9113 4.1)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, chunk: bytes) -> list[RawFrame]:
+        self.buf += chunk
+        out = []
+        while len(self.buf) >= 9:
+            length = int.from_bytes(self.buf[:3], "big")
+            if len(self.buf) < 9 + length:
+                break
+            word = int.from_bytes(self.buf[5:9], "big")
+            out.append(
+                RawFrame(
+                    self.buf[3], self.buf[4], word & MAX_WINDOW, bytes(self.buf[9 : 9 + length]),
+                    bool(word >> 31),
+                )
+            )  # fmt: skip
+            del self.buf[: 9 + length]
+        return out
+
+
+def _code(value: int) -> ErrorCodes | int:
+    try:
+        return ErrorCodes(value)
+    except ValueError:
+        return value
+
+
+def describe(f: RawFrame) -> tuple:
+    """A frame as a comparable tuple; see the constructors below."""
+    assert not f.reserved, f"server set the reserved bit: {f}"
+    name = NAMES[f.ftype] if f.ftype < len(NAMES) else f"TYPE_{f.ftype:#x}"
+    p = f.payload
+    if f.ftype == DATA:
+        return (name, f.sid, f.flags, len(p))
+    if f.ftype == RST_STREAM:
+        assert len(p) == 4 and f.flags == 0, f
+        return (name, f.sid, _code(int.from_bytes(p, "big")))
+    if f.ftype == SETTINGS:
+        assert len(p) % 6 == 0, f
+        pairs = tuple(struct.unpack(">HI", p[i : i + 6]) for i in range(0, len(p), 6))
+        return (name, f.sid, f.flags, pairs)
+    if f.ftype == PING:
+        return (name, f.sid, f.flags, p)
+    if f.ftype == GOAWAY:
+        assert len(p) >= 8 and f.flags == 0, f
+        last, code = struct.unpack(">II", p[:8])
+        return (name, f.sid, _code(code), last)
+    if f.ftype == WINDOW_UPDATE:
+        assert len(p) == 4 and f.flags == 0, f
+        return (name, f.sid, int.from_bytes(p, "big"))
+    return (name, f.sid, f.flags)
+
+
+def rst(sid: int, code: int) -> tuple:
+    return ("RST_STREAM", sid, _code(code))
+
+
+def goaway(code: int, last: int) -> tuple:
+    return ("GOAWAY", 0, _code(code), last)
+
+
+def ping_ack(payload: bytes = b"h2spec!!") -> tuple:
+    return ("PING", 0, ACK, payload)
+
+
+SETTINGS_ACK = ("SETTINGS", 0, ACK, ())
+
+
+def wu(sid: int, increment: int) -> tuple:
+    return ("WINDOW_UPDATE", sid, increment)
+
+
+def resp_headers(sid: int, end_stream: bool = False) -> tuple:
+    return ("HEADERS", sid, END_HEADERS | (END_STREAM if end_stream else 0))
+
+
+def resp_data(sid: int, size: int, end_stream: bool = True) -> tuple:
+    return ("DATA", sid, END_STREAM if end_stream else 0, size)
+
+
+# -- the in-memory server ----------------------------------------------------------
+
+
+class _Blocks:
+    """Decodes the server's header blocks once each, in order, with an
+    independent HPACK decoder (CONTINUATION frames joined to their HEADERS)."""
+
+    raw: list[RawFrame]
+
+    def _setup_blocks(self) -> None:
+        self.decoder = hpack.Decoder()
+        self._decoded = 0
+        self._pending: tuple[int, bytes] | None = None
+        self._blocks: list[tuple[int, list[Header]]] = []
+
+    def blocks(self, sid: int | None = None) -> list[list[Header]]:
+        """Header blocks received so far (on ``sid``, or all of them)."""
+        for f in self.raw[self._decoded :]:
+            if f.ftype == HEADERS:
+                fragment = _field_block(f)
+                self._pending = (f.sid, fragment)
+            elif f.ftype == CONTINUATION and self._pending is not None:
+                self._pending = (self._pending[0], self._pending[1] + f.payload)
+            else:
+                continue
+            if f.flags & END_HEADERS:
+                stream, block = self._pending
+                fields = self.decoder.decode(block, raw=True)
+                self._blocks.append((stream, [(bytes(n), bytes(v)) for n, v in fields]))
+                self._pending = None
+        self._decoded = len(self.raw)
+        return [block for stream, block in self._blocks if sid is None or stream == sid]
+
+
+def _field_block(f: RawFrame) -> bytes:
+    """The field block fragment of a HEADERS frame, without padding/priority."""
+    body = f.payload
+    pad = 0
+    if f.flags & PADDED:
+        pad, body = body[0], body[1:]
+    if f.flags & PRIORITY_FLAG:
+        body = body[5:]
+    return body[: len(body) - pad]
+
+
+class Peer(_Blocks):
+    """A hand-written client wired to an ``H2Core``: exact frames both ways.
+
+    The connection starts as h2spec's does: preface, a SETTINGS frame (with
+    ``client_settings``), the server's preface read, its SETTINGS acknowledged.
+    With ``handshake=False`` nothing is sent: the test writes the preface.
+    """
+
+    def __init__(
+        self,
+        server: H2Settings | None = None,
+        client_settings: Iterable[tuple[int, int]] = (),
+        handshake: bool = True,
+    ) -> None:
+        self.core = H2Core(server or H2Settings())
+        self.encoder = hpack.Encoder()
+        self.reader = FrameReader()
+        self.events: list[ev.Event] = []
+        self.raw: list[RawFrame] = []  # everything the server wrote, in order
+        self._setup_blocks()
+        self.core.initiate()
+        self.server_preface = self.frames()  # written before any client byte
+        if handshake:
+            self.send(PREFACE, settings(*client_settings))
+            self.server_preface += self.frames()
+            self.send(settings(ack=True))
+
+    def encode(self, block: Iterable[Header]) -> bytes:
+        return self.encoder.encode(list(block))
+
+    def send(self, *chunks: bytes) -> list[ev.Event]:
+        out = self.core.receive(b"".join(chunks))
+        self.events += out
+        return out
+
+    def read_raw(self, now: float = 0.0) -> list[RawFrame]:
+        self.core.flush(now)
+        got = self.reader.feed(self.core.data_to_send())
+        self.raw += got
+        return got
+
+    def frames(self) -> list[tuple]:
+        """The frames written since the last read, described."""
+        return [describe(f) for f in self.read_raw()]
+
+    def exchange(self, *chunks: bytes) -> list[tuple]:
+        self.send(*chunks)
+        return self.frames()
+
+    def request(
+        self,
+        sid: int,
+        block: Iterable[Header] | None = None,
+        end_stream: bool = True,
+        **kwargs,
+    ) -> bytes:
+        """HEADERS for a request (a GET unless ``block`` says otherwise)."""
+        return headers(sid, self.encode(block or request_block()), end_stream, **kwargs)
+
+    def open(self, sid: int, end_stream: bool = True, block: Iterable[Header] | None = None):
+        """Open a stream with a valid request; the application sees it."""
+        got = self.send(self.request(sid, block, end_stream))
+        assert [type(e) for e in got] == [ev.RequestStarted], got
+        assert self.frames() == []
+        return got[0]
+
+    def answer(self, sid: int, body: bytes = b"ok") -> list[tuple]:
+        """The application's response (200 and ``body``); the frames written."""
+        self.core.respond(sid, 200, [(b"content-length", str(len(body)).encode())])
+        self.core.send_body(sid, body, end_stream=True)
+        return self.frames()
+
+    def started(self) -> list[ev.RequestStarted]:
+        return [e for e in self.events if isinstance(e, ev.RequestStarted)]
+
+
+def assert_alive(peer: Peer, payload: bytes = b"alive?!!") -> None:
+    """The connection still works: a PING is answered (RFC 9113 6.7)."""
+    assert not peer.core.terminated
+    assert peer.exchange(ping(payload)) == [ping_ack(payload)]
+
+
+def assert_connection_error(peer: Peer, code: int, last: int, *chunks: bytes) -> None:
+    """Sending ``chunks`` is a connection error (RFC 9113 5.4.1): exactly one
+    GOAWAY with ``code`` and ``last`` as last stream id, nothing after it."""
+    got = peer.exchange(*chunks)
+    assert got == [goaway(code, last)]
+    assert peer.core.terminated and peer.core.finished
+    assert peer.exchange(ping()) == []  # nothing is read or written after it
+
+
+def assert_stream_error(peer: Peer, sid: int, code: int, *chunks: bytes) -> None:
+    """Sending ``chunks`` is a stream error (RFC 9113 5.4.2): exactly one
+    RST_STREAM for ``sid`` with ``code``; the connection lives on."""
+    got = peer.exchange(*chunks)
+    assert got == [rst(sid, code)]
+    assert_alive(peer)
+
+
+def assert_stream_or_connection_error(
+    peer: Peer, sid: int, code: int, last: int, *chunks: bytes
+) -> str:
+    """Where the RFC allows either: RST_STREAM(sid, code) and the connection
+    goes on, or GOAWAY(code, last); the code is checked either way."""
+    got = peer.exchange(*chunks)
+    if got == [rst(sid, code)]:
+        assert_alive(peer)
+        return "stream"
+    assert got == [goaway(code, last)]
+    assert peer.core.terminated
+    return "connection"
+
+
+def rejected(peer: Peer) -> list[tuple[int, ErrorCodes]]:
+    """(stream id, code) of the streams the core refused or aborted."""
+    return [
+        (e.stream_id, e.error_code)
+        for e in peer.events
+        if isinstance(e, (ev.StreamRejected, ev.StreamAborted))
+    ]
+
+
+# -- the real server --------------------------------------------------------------
+
+
+class Wire(_Blocks):
+    """A raw HTTP/2 client on a socket to a running server (h2c or TLS + ALPN h2)."""
+
+    def __init__(self, port: int, context: ssl.SSLContext | None = None, timeout: float = 5.0):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock: socket.socket = raw
+        if context is not None:
+            self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            assert self.sock.selected_alpn_protocol() == "h2"
+        self.timeout = timeout
+        self.reader = FrameReader()
+        self.encoder = hpack.Encoder()
+        self.data = b""  # every byte received
+        self.raw: list[RawFrame] = []  # every frame received
+        self._setup_blocks()
+        self.scheme = b"http" if context is None else b"https"
+        self.mark = 0
+        self.closed = False
+
+    def send(self, *chunks: bytes) -> None:
+        try:
+            self.sock.sendall(b"".join(chunks))
+        except OSError:  # the server may have closed already; reading shows it
+            pass
+
+    def pump(self, timeout: float) -> None:
+        if self.closed:
+            return
+        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+        if not pending and not select.select([self.sock], [], [], timeout)[0]:
+            return
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except (OSError, ssl.SSLError):
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            return
+        self.data += chunk
+        self.raw += self.reader.feed(chunk)
+
+    def wait(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.closed:
+                return predicate()
+            self.pump(min(left, 0.2))
+        return True
+
+    def start(self, *client_settings: tuple[int, int]) -> list[tuple]:
+        """Preface and SETTINGS; wait for the server's SETTINGS and its ACK of
+        ours, acknowledge its SETTINGS. Returns what the server sent."""
+        self.send(PREFACE, settings(*client_settings))
+        assert self.wait(lambda: self._seen(SETTINGS, 0) and self._seen(SETTINGS, ACK)), self.data
+        self.send(settings(ack=True))
+        return self.take()
+
+    def request(
+        self,
+        sid: int,
+        path: bytes = b"/hello",
+        method: bytes = b"GET",
+        extra: Iterable[Header] = (),
+        end_stream: bool = True,
+        **kwargs,
+    ) -> bytes:
+        """HEADERS for a request to the test application."""
+        block = request_block(path, method, extra, scheme=self.scheme)
+        return headers(sid, self.encoder.encode(block), end_stream, **kwargs)
+
+    def ended(self, sid: int) -> bool:
+        """The server ended (END_STREAM) or reset stream ``sid``."""
+        return any(
+            f.sid == sid
+            and (f.ftype == RST_STREAM or (f.ftype in (DATA, HEADERS) and f.flags & END_STREAM))
+            for f in self.raw
+        )
+
+    def body(self, sid: int) -> bytes:
+        return b"".join(f.payload for f in self.raw if f.ftype == DATA and f.sid == sid)
+
+    def _seen(self, ftype: int, flags: int) -> bool:
+        return any(f.ftype == ftype and f.flags == flags for f in self.raw)
+
+    def take(self) -> list[tuple]:
+        """The frames received since the last ``take``, described."""
+        got = [describe(f) for f in self.raw[self.mark :]]
+        self.mark = len(self.raw)
+        return got
+
+    def closed_after(self, timeout: float | None = None) -> bool:
+        """Read until the server closes the connection (or the timeout)."""
+        return self.wait(lambda: self.closed, timeout)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wire_connection_error(wire: Wire, code: int, last: int, *chunks: bytes) -> None:
+    """Over a socket: exactly one GOAWAY(code, last), then the server closes
+    the TCP connection (RFC 9113 5.4.1)."""
+    wire.send(*chunks)
+    assert wire.closed_after(), f"connection still open; got {wire.take()}"
+    assert wire.take() == [goaway(code, last)]
+
+
+def wire_stream_error(wire: Wire, sid: int, code: int, *chunks: bytes) -> None:
+    """Over a socket: exactly RST_STREAM(sid, code); the connection still
+    answers a PING afterwards (RFC 9113 5.4.2)."""
+    wire.send(*chunks)
+    assert wire.wait(lambda: any(f.ftype == RST_STREAM for f in wire.raw[wire.mark :]))
+    wire.send(ping(b"after rs"))
+    assert wire.wait(lambda: wire.raw[-1:] and wire.raw[-1].ftype == PING)
+    assert wire.take() == [rst(sid, code), ping_ack(b"after rs")]
+
+
+@dataclass(frozen=True)
+class WireServer:
+    """A running server a ``Wire`` can connect to."""
+
+    name: str  # "h2c" or "tls"
+    port: int
+    context: ssl.SSLContext | None
+
+    def connect(self, *client_settings: tuple[int, int], start: bool = True) -> Wire:
+        wire = Wire(self.port, self.context)
+        if start:
+            wire.start(*client_settings)
+        return wire
+
+    @property
+    def scheme(self) -> bytes:
+        return b"http" if self.context is None else b"https"
