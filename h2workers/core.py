@@ -167,10 +167,16 @@ class H2Core:
 
     # -- input ---------------------------------------------------------------
 
-    def receive(self, data: bytes) -> list[ev.Event]:
-        """Feed bytes read from the peer; returns what the driver must act on."""
+    def receive(self, data: bytes, now: float | None = None) -> list[ev.Event]:
+        """Feed bytes read from the peer; returns what the driver must act on.
+
+        ``now`` (optional) refills the flood budgets first, so that a steady
+        client under the refill rate is never cut off between ticks.
+        """
         if self.terminated:
             return []
+        if now is not None:
+            self._h2.refill(now)
         try:
             h2_events = self._h2.receive_data(data)
         except ProtocolError as exc:

@@ -199,6 +199,10 @@ class ServerConnection(H2Connection):
     """H2Connection whose per-stream failures stay per-stream, and which
     meters what a peer can make it do (rapid reset, control-frame floods)."""
 
+    # h2 remembers how every closed stream closed, 65,536 of them per
+    # connection (8-16 MiB on a long-lived one); only recent ones can still
+    # see late frames.
+    MAX_CLOSED_STREAMS = 512
     _settings_seen = False  # the client's first frame was its SETTINGS
     resets: TokenBucket | None = None  # RST_STREAM and refused/malformed streams
     controls: TokenBucket | None = None  # SETTINGS, PING, PRIORITY, WINDOW_UPDATE...

@@ -76,6 +76,22 @@ class H1Connection:
         return bool(pending and pending())
 
 
+def request_head_limit(cfg: Any) -> int:
+    """The longest request head Gunicorn's limits allow (1 MiB if unlimited)."""
+    line: int = cfg.limit_request_line
+    fields: int = cfg.limit_request_fields
+    size: int = cfg.limit_request_field_size
+    if line <= 0 or fields <= 0 or size <= 0:
+        return 1 << 20
+    return line + 2 + fields * (size + 2) + 2
+
+
+def head_complete(buffered: bytes, limit: int) -> bool:
+    """Whether the bytes read so far hold a whole request head, or more than
+    any valid head (then the parser answers with its error)."""
+    return b"\r\n\r\n" in buffered or len(buffered) > limit
+
+
 def upgrade_settings(req: Any) -> bytes | None:
     """The HTTP2-Settings payload if ``req`` is a well-formed h2c upgrade."""
     upgrade, connection, settings = "", "", []
@@ -132,9 +148,9 @@ def next_request(conn: H1Connection, cfg: Any) -> Any:
     """Parse the next request with Gunicorn's parser (None: connection done)."""
     if conn.parser is None:
         conn.parser = RequestParser(cfg, conn.sock, conn.peer)
-        if conn.initial:
-            conn.parser.unreader.unread(conn.initial)
-            conn.initial = b""
+    if conn.initial:  # read by the I/O thread: it comes before what is still unread
+        conn.parser.unreader.unread(conn.initial)
+        conn.initial = b""
     try:
         return next(conn.parser)
     except StopIteration:

@@ -270,6 +270,8 @@ class WSGIStream:
             return
         for chunk in result:
             self.write(chunk)
+            if self._no_body or (self._length is not None and self.info.sent >= self._length):
+                break  # PEP 3333: nothing more can be sent; stop the iterable
         self._complete(b"")
 
     def _complete(self, body: bytes) -> None:

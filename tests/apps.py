@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -239,3 +240,184 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     if route is None:
         return _text(start_response, b"not found\n", "404 Not Found")
     return route(environ, start_response)
+
+
+# -- routes for tests/attacks and tests/faults ----------------------------------------
+
+
+def _write_state(name: str, text: str) -> None:
+    """Write a state file in one go (readers poll for it)."""
+    path = _state_file(name)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+class Ticker:
+    """A slow response: ``n`` 1 KiB chunks, ``dt`` seconds apart. Records how
+    far it got (``ticks-<id>``) after every chunk and, in close(), the
+    final count (``closed-<id>``)."""
+
+    def __init__(self, name: str, n: int, dt: float) -> None:
+        self.name, self.n, self.dt = name, n, dt
+        self.produced = 0
+        _write_state(f"ticks-{name}", "0")
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(self.n):
+            time.sleep(self.dt)
+            self.produced += 1
+            _write_state(f"ticks-{self.name}", str(self.produced))
+            yield b"t" * 1024
+
+    def close(self) -> None:
+        _write_state(f"closed-{self.name}", str(self.produced))
+
+
+def ticker(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    query = _query(environ)
+    name = query.get("id", "default")
+    if not name.isalnum():
+        return _text(start_response, b"bad id\n", "400 Bad Request")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return Ticker(name, int(query.get("n", "1000")), float(query.get("dt", "0.02")))
+
+
+def once(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Counts its executions per id (one line each in ``once-<id>``), then sleeps."""
+    query = _query(environ)
+    name = query.get("id", "default")
+    if not name.isalnum():
+        return _text(start_response, b"bad id\n", "400 Bad Request")
+    with open(_state_file(f"once-{name}"), "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(float(query.get("s", "0")))
+    return _text(start_response, f"{name} {os.getpid()}".encode())
+
+
+def upload_record(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Reads the body; what ended the reading goes to ``upload-<id>`` as JSON."""
+    name = _query(environ).get("id", "default")
+    if not name.isalnum():
+        return _text(start_response, b"bad id\n", "400 Bad Request")
+    stream = environ["wsgi.input"]
+    count = 0
+    _write_state(f"reading-{name}", "1")
+    try:
+        while True:
+            piece = stream.read(16384)
+            if not piece:
+                break
+            count += len(piece)
+    except BaseException as exc:
+        record = {
+            "type": type(exc).__name__,
+            "mro": [k.__name__ for k in type(exc).__mro__],
+            "oserror": isinstance(exc, OSError),
+            "read": count,
+        }
+        _write_state(f"upload-{name}", json.dumps(record))
+        raise
+    _write_state(f"upload-{name}", json.dumps({"type": None, "read": count}))
+    return _json(start_response, {"count": count})
+
+
+class _ClosedLoudly:
+    """An iterable whose close() raises."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"fine\n"
+
+    def close(self) -> None:
+        raise RuntimeError("close() failed (expected by the test)")
+
+
+def _stubborn(name: str) -> Iterator[bytes]:
+    """A generator that refuses to close: it ignores GeneratorExit."""
+    sent = 0
+    while True:
+        try:
+            time.sleep(0.01)
+            sent += 1
+            yield b"s" * 1024
+        except GeneratorExit:
+            _write_state(f"stubborn-{name}", str(sent))
+            yield b"still here"  # close() now raises RuntimeError
+
+
+def _endless(name: str) -> Iterator[bytes]:
+    """Yields forever (a leaked iterable); finally records that it was closed."""
+    count = 0
+    try:
+        while True:
+            count += 1
+            yield b"e" * 1024
+    finally:
+        _write_state(f"endless-{name}", str(count))
+
+
+def fault(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Application mistakes, by ``kind``; see tests/faults/test_app_faults.py."""
+    query = _query(environ)
+    kind = query.get("kind", "")
+    name = query.get("id", "x")
+    if not name.isalnum():
+        return _text(start_response, b"bad id\n", "400 Bad Request")
+    plain = [("Content-Type", "text/plain")]
+    if kind == "raise":
+        raise RuntimeError("raised before start_response (expected by the test)")
+    if kind == "bad-status":
+        start_response("OK", plain)
+        return [b"never sent"]
+    if kind == "bad-status-code":
+        start_response("2000 Too Big", plain)
+        return [b"never sent"]
+    if kind == "bad-header-value":
+        start_response("200 OK", [("X-Split", "a\r\nx-injected: 1")])
+        return [b"never sent"]
+    if kind == "str-body":
+        start_response("200 OK", plain)
+        return iter(["text, not bytes"])  # type: ignore[list-item]
+    if kind == "twice":  # start_response again without exc_info
+        start_response("200 OK", plain)
+        start_response("201 Created", plain)
+        return [b"never sent"]
+    if kind == "exc-info-after-head":  # misuse: the head went out already
+        write = start_response("200 OK", plain)
+        write(b"head and first bytes\n")
+        try:
+            raise ValueError("failure after the head (expected by the test)")
+        except ValueError:
+            start_response("500 Internal Server Error", plain, sys.exc_info())
+        return [b"never sent"]
+    if kind == "write-after-error":  # exc_info before the head, then keeps writing
+        start_response("200 OK", plain)
+        try:
+            raise ValueError("early failure (expected by the test)")
+        except ValueError:
+            write = start_response("503 Service Unavailable", plain, sys.exc_info())
+        write(b"replacement response\n")
+        return [b"and more\n"]
+    if kind == "short":
+        start_response("200 OK", [*plain, ("Content-Length", "100")])
+        return iter([b"only ten b"])
+    if kind == "close-raises":
+        start_response("200 OK", plain)
+        return _ClosedLoudly()
+    if kind == "stubborn":
+        start_response("200 OK", plain)
+        return _stubborn(name)
+    if kind == "endless-with-length":
+        start_response("200 OK", [*plain, ("Content-Length", "4096")])
+        return _endless(name)
+    return _text(start_response, b"unknown kind\n", "400 Bad Request")
+
+
+ROUTES.update(
+    {
+        "/ticker": ticker,
+        "/once": once,
+        "/upload-record": upload_record,
+        "/fault": fault,
+    }
+)

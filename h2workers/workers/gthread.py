@@ -30,7 +30,16 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from ..config import ServerOptions, server_options
-from ..http1 import H1Connection, H1Exchange, Upgrade, next_request, start_upgrade, upgrade_settings
+from ..http1 import (
+    H1Connection,
+    H1Exchange,
+    Upgrade,
+    head_complete,
+    next_request,
+    request_head_limit,
+    start_upgrade,
+    upgrade_settings,
+)
 from ..wsgi import ServeContext
 from ..wsgi_environ import worker_environ
 from .h2session import H2Session
@@ -100,6 +109,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         self.pool = ThreadPool(max(1, self.cfg.threads), self._job_failed)
         self.base_environ = worker_environ(self.cfg)
         self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
+        self.head_limit = request_head_limit(self.cfg)
         super().init_process()
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -171,11 +181,28 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False
+        expired: dict[str, list[Any]] = {}
         for conn in list(self.conns):
             if isinstance(conn, H2Session):
                 conn.tick(now)
             elif isinstance(conn, (_Pending, H1Connection)) and 0 < conn.deadline <= now:
+                if isinstance(conn, _Pending) or conn.initial:
+                    expired.setdefault(self._unfinished(conn), []).append(conn.peer)
                 self._drop(conn)
+        for what, peers in expired.items():  # one line a tick, however many clients
+            self.log.info(
+                "%d %s not complete after %gs, closed (from %s%s)",
+                len(peers),
+                what,
+                self.cfg.timeout,
+                peers[0][0] if isinstance(peers[0], tuple) else "-",
+                " and others" if len(peers) > 1 else "",
+            )
+
+    def _unfinished(self, conn: Any) -> str:
+        if isinstance(conn, H1Connection):
+            return "HTTP/1.1 request head(s)"
+        return "TLS handshake(s)" if self.ssl_context else "connection preface(s)"
 
     def _trim_heap(self, now: float) -> None:
         """Give the heap back after a burst of connections.
@@ -337,16 +364,33 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         if not self.alive:
             self._drop(conn)
             return
-        if conn.initial or conn.has_buffered_input():
+        if conn.has_buffered_input() or head_complete(conn.initial, self.head_limit):
             self.conns[conn] = None
             self._dispatch_h1(conn)
             return
-        conn.deadline = time.monotonic() + max(self.cfg.keepalive, 1)
+        wait = self.cfg.timeout if conn.initial else max(self.cfg.keepalive, 1)
+        conn.deadline = time.monotonic() + wait
         self._register(conn, READ, lambda mask: self._h1_readable(conn))
 
     def _h1_readable(self, conn: H1Connection) -> None:
-        self._unregister(conn)
-        self._dispatch_h1(conn)
+        """Read the request head here, so that a client sending it slowly
+        (slowloris) holds no pool thread: the pool gets whole heads."""
+        try:
+            data = conn.sock.recv(65536)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        started = not conn.initial
+        conn.initial += data
+        if head_complete(conn.initial, self.head_limit):
+            self._unregister(conn)
+            self._dispatch_h1(conn)
+        elif started:
+            conn.deadline = time.monotonic() + self.cfg.timeout
 
     def _dispatch_h1(self, conn: H1Connection) -> None:
         conn.deadline = 0.0  # owned by a pool thread now: no idle timeout

@@ -163,14 +163,16 @@ class ThreadChannel:
     def _throttle(self) -> None:
         limit = self.session.high_water()
         if self.posted - self.framed > limit:
-            self._wait(lambda: self.posted - self.framed <= limit, "flow-control window")
+            # The core resets a stream stuck on its window after ``timeout``
+            # (and says so in the log); this wait is only the backstop.
+            self._wait(lambda: self.posted - self.framed <= limit, "flow-control window", 3.0)
 
-    def _wait(self, ready: Any, what: str) -> None:
+    def _wait(self, ready: Any, what: str, grace: float = 0.0) -> None:
         """Park until ``ready()`` or the stream is aborted (then raise)."""
         parker = self.parker
         assert parker is not None, "a channel is used from the thread serving it"
         self.waiter = parker
-        deadline = time.monotonic() + self.session.wait_timeout
+        deadline = time.monotonic() + self.session.wait_timeout + grace
         try:
             while not ready():
                 if self.aborted is not None:
@@ -178,6 +180,14 @@ class ThreadChannel:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.reset(ErrorCodes.CANCEL)
+                    session = self.session
+                    session.worker.log.info(
+                        "HTTP/2 stream %d from %s waited %gs for the %s: reset",
+                        self.stream_id,
+                        session.peer_ip,
+                        session.wait_timeout,
+                        what,
+                    )
                     raise StreamClosed(f"timed out waiting for the {what}")
                 parker.park(remaining)
         finally:
@@ -268,7 +278,7 @@ class H2Session:
                 return
 
     def receive(self, data: bytes) -> None:
-        self.dispatch(self.core.receive(data))
+        self.dispatch(self.core.receive(data, time.monotonic()))
         self.worker.mark_dirty(self)
 
     def dispatch(self, events: list[ev.Event]) -> None:

@@ -1,0 +1,336 @@
+"""Shared by tests/attacks and tests/faults: a raw frame connection, frame
+builders (any frame, including the ones h2 refuses to produce), worker
+measurements from /proc and the "is the worker still fine" check.
+
+``RawConn`` writes bytes it builds itself (hyperframe + its own HPACK
+encoder) and splits what the server sends with the exact frame parser of
+tests/e2e/util.py, so an attack is neither helped nor hindered by h2.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable, Iterable
+
+import hpack
+from h2.errors import ErrorCodes
+from hyperframe.frame import (
+    ContinuationFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+
+from tests.e2e.util import PREFACE, FrameReader, H2Client, h1_request, rss_kib, summary
+
+__all__ = [
+    "EYC",
+    "PREFACE",
+    "FrameReader",
+    "H2Client",
+    "RawConn",
+    "assert_logged_once",
+    "assert_serves",
+    "config",
+    "continuation",
+    "fd_count",
+    "goaway_code",
+    "h1_request",
+    "headers_frame",
+    "ping",
+    "raw_frame",
+    "responses",
+    "rss_kib",
+    "rst",
+    "settings",
+    "summary",
+    "thread_count",
+    "wait_for_file",
+    "window_update",
+]
+
+Header = tuple[bytes, bytes]
+EYC = ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def config(**values: object) -> str:
+    """gunicorn.conf.py text assigning ``values`` (h2workers reads it on every Gunicorn)."""
+    return "".join(f"{name} = {value!r}\n" for name, value in values.items())
+
+
+# -- frames ---------------------------------------------------------------------
+
+
+def raw_frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    """A frame header written by hand: any type, flags, length and stream."""
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes((ftype, flags))
+        + struct.pack(">I", stream_id & 0x7FFFFFFF)
+        + payload
+    )
+
+
+def settings(*pairs: tuple[int, int]) -> bytes:
+    frame = SettingsFrame(0)
+    for key, value in pairs:
+        frame.settings[key] = value
+    return frame.serialize()
+
+
+def ping(n: int = 0) -> bytes:
+    frame = PingFrame(0)
+    frame.opaque_data = struct.pack(">Q", n)
+    return frame.serialize()
+
+
+def rst(stream_id: int, code: int = ErrorCodes.CANCEL) -> bytes:
+    frame = RstStreamFrame(stream_id)
+    frame.error_code = code
+    return frame.serialize()
+
+
+def window_update(stream_id: int, increment: int) -> bytes:
+    frame = WindowUpdateFrame(stream_id)
+    frame.window_increment = increment
+    return frame.serialize()
+
+
+def headers_frame(
+    stream_id: int, block: bytes, *, end_stream: bool = True, end_headers: bool = True
+) -> bytes:
+    frame = HeadersFrame(stream_id)
+    frame.data = block
+    if end_stream:
+        frame.flags.add("END_STREAM")
+    if end_headers:
+        frame.flags.add("END_HEADERS")
+    return frame.serialize()
+
+
+def continuation(stream_id: int, fragment: bytes, *, end_headers: bool = False) -> bytes:
+    frame = ContinuationFrame(stream_id)
+    frame.data = fragment
+    if end_headers:
+        frame.flags.add("END_HEADERS")
+    return frame.serialize()
+
+
+def goaway_code(frame: GoAwayFrame) -> str:
+    try:
+        return ErrorCodes(frame.error_code).name
+    except ValueError:
+        return str(frame.error_code)
+
+
+# -- a raw connection -------------------------------------------------------------
+
+
+class RawConn:
+    """A socket speaking HTTP/2 frames the test writes itself."""
+
+    def __init__(
+        self,
+        port: int,
+        context: ssl.SSLContext | None = None,
+        *,
+        timeout: float = 10.0,
+        preface: bool = True,
+        client_settings: Iterable[tuple[int, int]] = (),
+        rcvbuf: int | None = None,
+    ) -> None:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # before connect, so the window scale follows it
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.settimeout(timeout)
+        raw.connect(("127.0.0.1", port))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock: socket.socket = raw
+        if context is not None:
+            self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            assert self.sock.selected_alpn_protocol() == "h2"
+        self.scheme = b"https" if context is not None else b"http"
+        self.authority = f"127.0.0.1:{port}".encode()
+        self.encoder = hpack.Encoder()
+        self.reader = FrameReader()
+        self.frames: list[Frame] = []
+        self.closed = False
+        self.send_failed = False
+        self.received = 0
+        self.closed_at: float | None = None
+        if preface:
+            self.send(PREFACE + settings(*client_settings))
+
+    # -- sending ------------------------------------------------------------------
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data``; False once the server has closed the connection."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.send_failed = True  # what the server sent may still be read
+            return False
+
+    def block(
+        self, path: str = "/hello", method: str = "GET", extra: Iterable[Header] = ()
+    ) -> bytes:
+        """An HPACK block for a request, encoded with this connection's table."""
+        headers = [
+            (b":method", method.encode()),
+            (b":scheme", self.scheme),
+            (b":authority", self.authority),
+            (b":path", path.encode()),
+            *extra,
+        ]
+        return self.encoder.encode(headers)
+
+    def request(self, stream_id: int, path: str = "/hello", **kwargs: object) -> bytes:
+        """A complete GET (HEADERS with END_STREAM) as bytes, not sent."""
+        return headers_frame(stream_id, self.block(path, **kwargs))  # type: ignore[arg-type]
+
+    # -- receiving ----------------------------------------------------------------
+
+    def pump(self, timeout: float) -> bool:
+        """Read what arrives within ``timeout``; False if nothing did."""
+        if self.closed:
+            return False
+        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+        if not pending and not select.select([self.sock], [], [], timeout)[0]:
+            return False
+        try:
+            data = self.sock.recv(1 << 20)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            data = b""
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        if not data:
+            self._mark_closed()
+            return False
+        self.received += len(data)
+        self.frames.extend(self.reader.feed(data))
+        return True
+
+    def _mark_closed(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.closed_at = time.monotonic()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.closed:
+                if predicate():
+                    return
+                raise AssertionError(
+                    f"timed out waiting for {what}: closed={self.closed} "
+                    f"frames={[summary(f) for f in self.frames][-12:]}"
+                )
+            self.pump(min(remaining, 0.2))
+
+    def wait_closed(self, timeout: float = 10.0) -> float:
+        """Read (and keep) everything until the server closes; when it did."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            assert time.monotonic() < deadline, "the server did not close the connection"
+            self.pump(0.2)
+        assert self.closed_at is not None
+        return self.closed_at
+
+    def goaways(self) -> list[GoAwayFrame]:
+        return [f for f in self.frames if isinstance(f, GoAwayFrame)]
+
+    def resets(self) -> dict[int, int]:
+        return {f.stream_id: f.error_code for f in self.frames if isinstance(f, RstStreamFrame)}
+
+    def count(self, kind: type[Frame], flag: str | None = None) -> int:
+        return sum(
+            1 for f in self.frames if isinstance(f, kind) and (flag is None or flag in f.flags)
+        )
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> RawConn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def responses(frames: Iterable[Frame]) -> dict[int, int]:
+    """:status of every response HEADERS in ``frames``, decoded in order."""
+    decoder = hpack.Decoder()
+    found: dict[int, int] = {}
+    for frame in frames:
+        if isinstance(frame, HeadersFrame):
+            headers = dict(decoder.decode(frame.data, raw=True))
+            status = headers.get(b":status")
+            if status is not None and not status.startswith(b"1"):
+                found.setdefault(frame.stream_id, int(status))
+    return found
+
+
+# -- the worker, seen from outside ------------------------------------------------
+
+
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_for_file(path: os.PathLike[str] | str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    time.sleep(0.02)  # written with one write(): let it land
+    with open(path) as f:
+        return f.read()
+
+
+def assert_serves(srv, worker: int, tls_files=None) -> None:
+    """The same worker answers a normal request on a new connection, over
+    HTTP/2 and HTTP/1.1 (``tls_files`` for a TLS server)."""
+    h2_context = h1_context = None
+    if srv.tls:
+        h2_context = tls_files.client_context()
+        h1_context = tls_files.client_context(alpn=("http/1.1",))
+    with H2Client(srv.port, h2_context, timeout=10) as client:
+        response = client.get("/pid")
+        assert response.status == 200, response
+        assert int(bytes(response.data)) == worker, "the worker was replaced"
+    answer = h1_request(srv.port, "/pid", context=h1_context)
+    assert answer.status == 200 and int(answer.body) == worker
+    assert srv.worker_pid() == worker
+
+
+def assert_logged_once(srv, start: int, *needles: str, at_most: int = 3) -> str:
+    """The log written since ``start`` (a length of srv.log()) names the
+    attack: a line holding every needle, present once-ish (not per frame)."""
+    deadline = time.monotonic() + 5
+    while True:
+        text = srv.log()[start:]
+        lines = [ln for ln in text.splitlines() if all(n in ln for n in needles)]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert lines, f"no log line with {needles} in:\n{text[-3000:]}"
+    assert len(lines) <= at_most, f"{len(lines)} log lines for one attack:\n{lines[:5]}"
+    return lines[0]
