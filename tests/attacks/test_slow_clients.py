@@ -264,14 +264,18 @@ def _mentions_slow_client(log: str, words: tuple[str, ...]) -> list[str]:
     ]
 
 
+# Logged, but not once per connection: one line per worker tick that closes
+# some (10 connections opened together span one to a few ticks under load).
+
+
 def test_tls_slowloris_is_logged(tls_slowloris):
     lines = _mentions_slow_client(tls_slowloris.log, ("handshake", "TLS"))
-    assert 1 <= len(lines) <= 3, tls_slowloris.log
+    assert 1 <= len(lines) < 10, tls_slowloris.log
 
 
 def test_preface_slowloris_is_logged(preface_slowloris):
     lines = _mentions_slow_client(preface_slowloris.log, ("preface", "timed out", "timeout"))
-    assert 1 <= len(lines) <= 3, preface_slowloris.log
+    assert 1 <= len(lines) < 10, preface_slowloris.log
 
 
 def test_http11_slowloris_holds_no_thread(h2c1):
