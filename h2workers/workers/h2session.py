@@ -261,21 +261,25 @@ class H2Session:
         number of times, to stay fair to other connections) instead of
         going back to the selector for each one.
         """
+        parts: list[bytes] = []
         for _ in range(READS_PER_EVENT):
             try:
                 data = self.sock.recv(RECV_SIZE)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                return
+                break
             except OSError as exc:
                 self.worker.log.debug("HTTP/2 connection error from %s: %s", self.peer, exc)
-                self.close()
-                return
+                data = b""
             if not data:
+                if parts:  # what came before the close still counts
+                    self.receive(b"".join(parts))
                 self.close()
                 return
-            self.receive(data)
-            if self.closed or len(data) < TLS_RECORD:
-                return
+            parts.append(data)
+            if len(data) < TLS_RECORD:
+                break
+        if parts:  # one pass through h2 for all the records read
+            self.receive(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def receive(self, data: bytes) -> None:
         self.dispatch(self.core.receive(data, time.monotonic()))
