@@ -34,10 +34,6 @@ class StreamViolation(ProtocolViolation):
     """Only one stream is affected: answered with RST_STREAM."""
 
 
-class ConnectionViolation(ProtocolViolation):
-    """The connection cannot go on: answered with GOAWAY."""
-
-
 class StreamClosed(H2WorkersError, OSError):
     """The stream an application reads or writes is gone.
 

@@ -62,15 +62,6 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[Header], in
     return block, length
 
 
-def encode_raw_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[Header]:
-    """The same checks for headers given as bytes (ASGI, WSGI trailers)."""
-    return encode_headers((_latin1(name), _latin1(value)) for name, value in headers)[0]
-
-
-def _latin1(text: bytes | str) -> str:
-    return text.decode("latin-1") if isinstance(text, bytes) else text
-
-
 def has_no_body(method: str, status: int) -> bool:
     """RFC 9110: HEAD responses and 1xx/204/304 carry no content."""
     return method == "HEAD" or status in (204, 304) or 100 <= status < 200

@@ -53,7 +53,6 @@ class ThreadPool:
             threading.Thread(target=self._run, name=f"h2workers-{i}", daemon=True)
             for i in range(size)
         ]
-        self.busy = 0  # approximate: for the accept back-pressure only
         for thread in self._threads:
             thread.start()
 
@@ -66,23 +65,16 @@ class ThreadPool:
             job = self._jobs.get()
             if job is None:
                 return
-            self.busy += 1
             try:
                 job(parker)
             except BaseException as exc:  # a job must never kill its thread
                 self._on_error(exc)
-            finally:
-                self.busy -= 1
 
     def stop(self, timeout: float) -> None:
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join(timeout)
-
-    @property
-    def alive_threads(self) -> int:
-        return sum(t.is_alive() for t in self._threads)
 
 
 class Mailbox:
