@@ -248,11 +248,7 @@ class ServerConnection(H2Connection):
         header block is still decoded, to keep HPACK in step; DATA still
         counts against, and is credited back to, the connection window."""
         if isinstance(frame, (HeadersFrame, ContinuationFrame)):
-            try:
-                _decode_headers(self.decoder, frame.data)
-            except ProtocolError as exc:
-                _raise_if_hpack_failed(exc)
-                raise
+            self._decode_unused(frame.data)
         elif isinstance(frame, DataFrame):
             flow = frame.flow_controlled_length
             manager = self._inbound_flow_control_window_manager
@@ -263,6 +259,14 @@ class ServerConnection(H2Connection):
                 update.window_increment = increment
                 self._prepare_for_sending([update])
         return []
+
+    def _decode_unused(self, block: bytes) -> None:
+        """Decode a header block nobody will read, to keep HPACK in step."""
+        try:
+            _decode_headers(self.decoder, block)
+        except ProtocolError as exc:
+            _raise_if_hpack_failed(exc)
+            raise
 
     def _spend_control(self, cost: int) -> None:
         if self.controls is not None:
@@ -407,11 +411,7 @@ class ServerConnection(H2Connection):
             raise ProtocolError(f"unexpected stream id {stream_id}")
         self.spend_reset()
         self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
-        try:
-            _decode_headers(self.decoder, frame.data)
-        except ProtocolError as exc:
-            _raise_if_hpack_failed(exc)
-            raise
+        self._decode_unused(frame.data)
         self.highest_inbound_stream_id = stream_id
         # Later frames on this stream are answered as for any reset stream.
         self._closed_streams[stream_id] = StreamClosedBy.SEND_RST_STREAM

@@ -184,6 +184,7 @@ class WSGIStream:
         self._no_body = False
         self._head_sent = False
         self._trailers: list[Header] | None = None
+        self.error: BaseException | None = None  # what _fail() caught, for the error log
         expect = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
         environ["wsgi.input"] = RequestBody(channel, self._continue if expect else None)
         environ["wsgi.early_hints"] = self.early_hints
@@ -311,26 +312,31 @@ class WSGIStream:
             self.channel.reset(ErrorCodes.INTERNAL_ERROR)
             return
         self._head_sent = True
-        self.info.status, self.info.status_code = "500 Internal Server Error", 500
-        self.info.headers = [("Content-Type", "text/plain"), ("Content-Length", "21")]
-        self.info.sent = 21
-        block = [(b"content-type", b"text/plain"), (b"content-length", b"21")]
         try:
-            self.channel.send_head(500, block, b"Internal Server Error", True)
+            _send_plain(
+                self.channel, self.info, 500, "Internal Server Error", b"Internal Server Error"
+            )
         except StreamClosed:
             pass
-
-    error: BaseException | None = None
 
 
 def reject(channel: Channel, exc: RequestRejected) -> _ResponseInfo:
     """Answer a request Gunicorn's policy refuses (414, 431, 400...)."""
-    body = f"{exc.status} {exc.reason}\n".encode()
     info = _ResponseInfo()
-    info.status, info.status_code, info.sent = f"{exc.status} {exc.reason}", exc.status, len(body)
-    block = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
-    channel.send_head(exc.status, block, body, True)
+    _send_plain(channel, info, exc.status, exc.reason, f"{exc.status} {exc.reason}\n".encode())
     return info
+
+
+def _send_plain(
+    channel: Channel, info: _ResponseInfo, status: int, reason: str, body: bytes
+) -> None:
+    """A whole text/plain response from the server itself, noted in ``info``
+    for the access log."""
+    length = str(len(body))
+    info.status, info.status_code, info.sent = f"{status} {reason}", status, len(body)
+    info.headers = [("Content-Type", "text/plain"), ("Content-Length", length)]
+    block = [(b"content-type", b"text/plain"), (b"content-length", length.encode())]
+    channel.send_head(status, block, body, True)
 
 
 class ServeContext:

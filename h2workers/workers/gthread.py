@@ -71,12 +71,6 @@ class _Pending:
         self.deadline = deadline
         self.buf = b""
 
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
 
 class GThreadH2(base.Worker):  # type: ignore[misc]
     """Gunicorn worker class ``h2workers.GThreadH2``."""
@@ -326,7 +320,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             goaway = GoAwayFrame(0, last_stream_id=0, error_code=ErrorCodes.PROTOCOL_ERROR)
             with contextlib.suppress(OSError):
                 pending.sock.send(goaway.serialize())
-            pending.close()
+            _close(pending.sock)
 
     def _start_h2(self, pending: _Pending) -> None:
         secure = self.ssl_context is not None
@@ -464,7 +458,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
     def _drop(self, conn: Any) -> None:
         self._unregister(conn)
         self.conns.pop(conn, None)
-        conn.close() if isinstance(conn, _Pending) else _close(conn.sock)
+        _close(conn.sock)
         self._maybe_resume_accepting()
 
     def _maybe_resume_accepting(self) -> None:
@@ -491,10 +485,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
                 self._drop(conn)
         self.pool.stop(timeout=1.0)
         for listener in self.sockets:
-            try:
-                listener.close()
-            except OSError:
-                pass
+            _close(listener)
         self.mailbox.close()
 
 

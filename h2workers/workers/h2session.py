@@ -128,18 +128,16 @@ class ThreadChannel:
             self.session.post(self.session.cmd_consumed, self, self.taken)
 
     def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
-        self._check()
-        self.posted += len(body)
-        self.finished = end
-        self.session.post(self.session.cmd_head, self, status, headers, body, end)
-        if not end:
-            self._throttle()
+        self._post_body(len(body), end, self.session.cmd_head, self, status, headers, body, end)
 
     def send_body(self, data: bytes, end: bool) -> None:
+        self._post_body(len(data), end, self.session.cmd_body, self, data, end)
+
+    def _post_body(self, size: int, end: bool, command: Any, *args: Any) -> None:
         self._check()
-        self.posted += len(data)
+        self.posted += size
         self.finished = end
-        self.session.post(self.session.cmd_body, self, data, end)
+        self.session.post(command, *args)
         if not end:  # the last write need not wait: nothing follows it
             self._throttle()
 
