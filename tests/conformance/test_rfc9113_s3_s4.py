@@ -48,6 +48,7 @@ from .util import (
     frame,
     goaway,
     headers,
+    open_post,
     ping,
     ping_ack,
     priority,
@@ -175,15 +176,11 @@ def test_reserved_stream_id_bit_is_ignored():
 # -- 4.2 frame size -----------------------------------------------------------------
 
 
-def _post(peer: Peer, sid: int = 1) -> None:
-    peer.open(sid, end_stream=False, block=request_block(method=b"POST"))
-
-
 def test_data_of_max_frame_size_is_accepted():
     """4.2: an endpoint MUST be capable of receiving frames up to 2^14 octets
     (h2spec http2/4.2/1)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     got = peer.exchange(data(1, b"x" * DEFAULT_MAX_FRAME, end_stream=True))
     assert peer.events[-1] == ev.RequestData(1, b"x" * DEFAULT_MAX_FRAME, True)
     assert [f[0] for f in got] in ([], ["WINDOW_UPDATE"])  # connection credit only
@@ -195,7 +192,7 @@ def test_data_over_max_frame_size_is_frame_size_error():
     DATA a stream error suffices, a connection error is allowed
     (h2spec http2/4.2/2)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert_stream_or_connection_error(
         peer, 1, FRAME_SIZE_ERROR, 1, data(1, b"x" * (DEFAULT_MAX_FRAME + 1), end_stream=True)
     )
@@ -222,7 +219,7 @@ def test_larger_advertised_max_frame_size_is_honoured():
     """4.2 / 6.5.2: frames up to our advertised SETTINGS_MAX_FRAME_SIZE are
     accepted, one octet more is FRAME_SIZE_ERROR."""
     peer = Peer(H2Settings(max_frame_size=32_768, initial_window_size=100_000))
-    _post(peer)
+    open_post(peer)
     peer.send(data(1, b"y" * 32_768))
     assert peer.events[-1] == ev.RequestData(1, b"y" * 32_768, False)
     assert_stream_or_connection_error(peer, 1, FRAME_SIZE_ERROR, 1, data(1, b"y" * 32_769))
@@ -271,7 +268,7 @@ def test_padded_data_without_pad_length_is_frame_size_error():
     """4.2 / 6.1: a PADDED DATA frame with no room for the Pad Length field is
     FRAME_SIZE_ERROR (stream or connection)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert_stream_or_connection_error(peer, 1, FRAME_SIZE_ERROR, 1, frame(DATA, PADDED, 1, b""))
 
 

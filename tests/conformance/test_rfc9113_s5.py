@@ -20,6 +20,7 @@ from .util import (
     INITIAL_WINDOW_SIZE,
     NO_ERROR,
     PING,
+    POST,
     PROTOCOL_ERROR,
     REFUSED_STREAM,
     STREAM_CLOSED,
@@ -46,8 +47,6 @@ from .util import (
     window_update,
     wire_connection_error,
 )
-
-POST = request_block(method=b"POST")
 
 
 def trailers(peer: Peer, sid: int, end_stream: bool = True) -> bytes:

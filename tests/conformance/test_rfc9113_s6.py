@@ -46,12 +46,14 @@ from .util import (
     frame,
     goaway,
     goaway_frame,
+    open_post,
     ping,
     ping_ack,
     priority,
     request_block,
     resp_data,
     resp_headers,
+    respond,
     rst,
     rst_stream,
     settings,
@@ -59,26 +61,13 @@ from .util import (
     wu,
 )
 
-POST = request_block(method=b"POST")
-
-
-def _post(peer: Peer, sid: int = 1) -> None:
-    peer.open(sid, end_stream=False, block=POST)
-
-
-def _respond(peer: Peer, sid: int, body: bytes) -> list[tuple]:
-    peer.core.respond(sid, 200, [])
-    peer.core.send_body(sid, body, end_stream=True)
-    return peer.frames()
-
-
 # -- 6.1 DATA ---------------------------------------------------------------------------
 
 
 def test_data_frames_are_delivered_in_order():
     """6.1: DATA frames carry the request body (h2spec generic/3.1/1-2)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     peer.send(data(1, b"one "), data(1, b"two "), data(1, b"three", end_stream=True))
     assert [e.data for e in peer.events[-3:]] == [b"one ", b"two ", b"three"]
     assert peer.events[-1].end_stream
@@ -102,7 +91,7 @@ def test_data_pad_length_too_large_is_protocol_error():
     """6.1: padding as long as the payload or longer is a connection error
     PROTOCOL_ERROR (h2spec http2/6.1/3)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     bad = frame(0x0, PADDED | END_STREAM, 1, bytes((6,)) + b"test")
     assert_connection_error(peer, PROTOCOL_ERROR, 1, bad)
 
@@ -112,7 +101,7 @@ def test_padding_is_stripped_and_counts_for_flow_control():
     frame payload is included in flow control": with a 100-octet window, 50
     octets + Pad Length + 49 padding fit, and the padding is credited back."""
     peer = Peer(H2Settings(initial_window_size=100))
-    _post(peer)
+    open_post(peer)
     got = peer.exchange(data(1, b"p" * 50, pad=49))
     assert peer.events[-1] == ev.RequestData(1, b"p" * 50, False)
     assert got == [wu(0, 50), wu(1, 50)]  # Pad Length + padding, nobody reads them
@@ -122,7 +111,7 @@ def test_padding_over_the_window_is_flow_control_error():
     """6.1 / 6.9.1: 50 octets + Pad Length + 50 padding exceed a 100-octet
     window: FLOW_CONTROL_ERROR (stream or connection)."""
     peer = Peer(H2Settings(initial_window_size=100))
-    _post(peer)
+    open_post(peer)
     assert_stream_or_connection_error(peer, 1, FLOW_CONTROL_ERROR, 1, data(1, b"p" * 50, pad=50))
 
 
@@ -182,7 +171,7 @@ def test_priority_of_wrong_length_is_frame_size_error(length):
     """6.3: a PRIORITY frame of a length other than 5 is a stream error
     FRAME_SIZE_ERROR (h2spec http2/6.3/2); a connection error is allowed."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     bad = frame(PRIORITY, 0, 1, b"\0" * length)
     assert_stream_or_connection_error(peer, 1, FRAME_SIZE_ERROR, 1, bad)
 
@@ -207,7 +196,7 @@ def test_rst_stream_of_wrong_length_is_frame_size_error(length):
     """6.4: a RST_STREAM of a length other than 4: connection error
     FRAME_SIZE_ERROR (h2spec http2/6.4/3)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert_connection_error(peer, FRAME_SIZE_ERROR, 1, frame(RST_STREAM, 0, 1, b"\0" * length))
 
 
@@ -215,10 +204,10 @@ def test_rst_stream_cancels_the_stream():
     """6.4: RST_STREAM ends the stream at once; the application is told and
     nothing more is sent on it (h2spec generic/3.4/1)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert peer.exchange(rst_stream(1, CANCEL)) == []
     assert peer.events[-1] == ev.StreamAborted(1, CANCEL, by_peer=True)
-    assert _respond(peer, 1, b"late") == []
+    assert respond(peer, 1, b"late") == []
 
 
 # -- 6.5 SETTINGS -----------------------------------------------------------------------
@@ -295,7 +284,7 @@ def test_last_value_in_a_settings_frame_wins():
     pairs = ((INITIAL_WINDOW_SIZE, 100), (INITIAL_WINDOW_SIZE, 1))
     assert peer.exchange(settings(*pairs)) == [SETTINGS_ACK]
     peer.open(1)
-    assert _respond(peer, 1, b"hello") == [resp_headers(1), resp_data(1, 1, end_stream=False)]
+    assert respond(peer, 1, b"hello") == [resp_headers(1), resp_data(1, 1, end_stream=False)]
 
 
 def test_header_list_over_advertised_limit_gets_431():
@@ -353,7 +342,7 @@ def test_ping_is_answered_while_data_waits_for_window():
     response is blocked by flow control."""
     peer = Peer(client_settings=[(INITIAL_WINDOW_SIZE, 0)])
     peer.open(1)
-    assert _respond(peer, 1, b"x" * 10) == [resp_headers(1)]
+    assert respond(peer, 1, b"x" * 10) == [resp_headers(1)]
     assert peer.exchange(ping()) == [ping_ack()]
 
 

@@ -36,29 +36,18 @@ from .util import (
     frame,
     goaway_frame,
     headers,
+    open_post,
     ping,
     ping_ack,
     request_block,
     resp_data,
     resp_headers,
+    respond,
     rst_stream,
     settings,
     window_update,
     wire_connection_error,
 )
-
-POST = request_block(method=b"POST")
-
-
-def _post(peer: Peer, sid: int = 1) -> None:
-    peer.open(sid, end_stream=False, block=POST)
-
-
-def _respond(peer: Peer, sid: int, body: bytes) -> list[tuple]:
-    peer.core.respond(sid, 200, [])
-    peer.core.send_body(sid, body, end_stream=True)
-    return peer.frames()
-
 
 # -- 6.9 WINDOW_UPDATE --------------------------------------------------------------------
 
@@ -73,7 +62,7 @@ def test_window_update_of_zero_on_stream_is_protocol_error():
     """6.9: an increment of 0 for a stream: stream error PROTOCOL_ERROR
     (h2spec http2/6.9/2); this server makes it a connection error (5.4.1)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert_stream_or_connection_error(peer, 1, PROTOCOL_ERROR, 1, window_update(1, 0))
 
 
@@ -89,7 +78,7 @@ def test_window_update_reserved_bit_is_ignored():
     receiving: 0x80000003 is an increment of 3."""
     peer = Peer(client_settings=[(INITIAL_WINDOW_SIZE, 0)])
     peer.open(1)
-    assert _respond(peer, 1, b"abc") == [resp_headers(1)]
+    assert respond(peer, 1, b"abc") == [resp_headers(1)]
     reserved = frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 0x8000_0003))
     assert peer.exchange(reserved) == [resp_data(1, 3)]
 
@@ -98,7 +87,7 @@ def test_window_updates_are_accepted():
     """6.9: WINDOW_UPDATE for the connection and for a stream (h2spec
     generic/3.9/1-2)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert peer.exchange(window_update(0, 1), window_update(1, 1)) == []
     assert_alive(peer)
 
@@ -112,7 +101,7 @@ def test_initial_window_of_one_octet():
     peer = Peer()
     assert peer.exchange(settings((INITIAL_WINDOW_SIZE, 1))) == [SETTINGS_ACK]
     peer.open(1)
-    assert _respond(peer, 1, b"hello") == [resp_headers(1), resp_data(1, 1, end_stream=False)]
+    assert respond(peer, 1, b"hello") == [resp_headers(1), resp_data(1, 1, end_stream=False)]
     assert peer.exchange(window_update(1, 4)) == [resp_data(1, 4)]
 
 
@@ -129,7 +118,7 @@ def test_stream_window_overflow_is_stream_error():
     """6.9.1: taking a stream window over 2^31-1: RST_STREAM with
     FLOW_CONTROL_ERROR for that stream (h2spec http2/6.9.1/3)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert_stream_error(
         peer, 1, FLOW_CONTROL_ERROR, window_update(1, MAX_WINDOW), window_update(1, MAX_WINDOW)
     )
@@ -139,14 +128,14 @@ def test_client_data_over_our_window_is_flow_control_error():
     """6.9.1: a sender MUST NOT exceed the receiver's window; the server
     answers FLOW_CONTROL_ERROR (stream or connection)."""
     peer = Peer(H2Settings(initial_window_size=100))
-    _post(peer)
+    open_post(peer)
     assert_stream_or_connection_error(peer, 1, FLOW_CONTROL_ERROR, 1, data(1, b"x" * 101))
 
 
 def test_empty_data_with_end_stream_needs_no_window():
     """6.9.1: an empty DATA frame with END_STREAM may be sent with no window."""
     peer = Peer(H2Settings(initial_window_size=100))
-    _post(peer)
+    open_post(peer)
     peer.send(data(1, b"x" * 100), data(1, b"", end_stream=True))
     assert peer.events[-1] == ev.RequestData(1, b"", True)
     assert_alive(peer)
@@ -159,7 +148,7 @@ def test_connection_window_limits_the_server():
     peer = Peer(client_settings=[(INITIAL_WINDOW_SIZE, MAX_WINDOW)])
     peer.open(1)
     sizes = [DEFAULT_MAX_FRAME] * 3 + [DEFAULT_WINDOW - 3 * DEFAULT_MAX_FRAME]
-    assert _respond(peer, 1, b"c" * 70_000) == [
+    assert respond(peer, 1, b"c" * 70_000) == [
         resp_headers(1), *[resp_data(1, n, end_stream=False) for n in sizes]
     ]  # fmt: skip
     assert peer.exchange(window_update(0, 10)) == [resp_data(1, 10, end_stream=False)]
@@ -174,7 +163,7 @@ def test_initial_window_change_applies_to_open_streams():
     window by the difference (h2spec http2/6.9.2/1: 0, then 10)."""
     peer = Peer(client_settings=[(INITIAL_WINDOW_SIZE, 0)])
     peer.open(1)
-    assert _respond(peer, 1, b"hello") == [resp_headers(1)]
+    assert respond(peer, 1, b"hello") == [resp_headers(1)]
     assert peer.exchange(settings((INITIAL_WINDOW_SIZE, 10))) == [SETTINGS_ACK, resp_data(1, 5)]
 
 
@@ -184,7 +173,7 @@ def test_initial_window_change_can_make_a_window_negative():
     (h2spec http2/6.9.2/2)."""
     peer = Peer(client_settings=[(INITIAL_WINDOW_SIZE, 5)])
     peer.open(1)
-    got = _respond(peer, 1, b"hello world")
+    got = respond(peer, 1, b"hello world")
     assert got == [resp_headers(1), resp_data(1, 5, end_stream=False)]
     assert peer.exchange(settings((INITIAL_WINDOW_SIZE, 3))) == [SETTINGS_ACK]  # window -2
     assert peer.exchange(window_update(1, 2)) == []  # window 0
@@ -294,7 +283,7 @@ def test_rst_stream_with_unknown_error_code():
     """7: a RST_STREAM with an unknown code resets the stream like any other
     (reported as INTERNAL_ERROR); the connection goes on (h2spec http2/7/2)."""
     peer = Peer()
-    _post(peer)
+    open_post(peer)
     assert peer.exchange(rst_stream(1, 0xFF), ping()) == [ping_ack()]
     assert peer.events[-1] == ev.StreamAborted(1, INTERNAL_ERROR, by_peer=True)
 

@@ -19,6 +19,7 @@ from .util import (
     GOAWAY,
     HEADERS,
     PING,
+    POST,
     PROTOCOL_ERROR,
     RST_STREAM,
     STREAM_CLOSED,
@@ -36,8 +37,6 @@ from .util import (
     resp_headers,
     rst,
 )
-
-POST = request_block(method=b"POST")
 
 
 def _rq(*extra, method=b"GET", path=b"/", drop=()):

@@ -569,3 +569,18 @@ class WireServer:
     @property
     def scheme(self) -> bytes:
         return b"http" if self.context is None else b"https"
+
+
+POST = request_block(method=b"POST")
+
+
+def open_post(peer: Peer, sid: int = 1) -> None:
+    """Open a POST stream whose body is still to come."""
+    peer.open(sid, end_stream=False, block=POST)
+
+
+def respond(peer: Peer, sid: int, body: bytes) -> list[tuple]:
+    """Answer 200 with ``body`` and return the frames the server wrote."""
+    peer.core.respond(sid, 200, [])
+    peer.core.send_body(sid, body, end_stream=True)
+    return peer.frames()
