@@ -31,11 +31,15 @@ class Channel(Protocol):
 
     stream_id: int
 
-    def read_chunk(self, want: int = 0) -> bytes:
+    def read_chunk(self, want: int = 0, ahead: int = 0) -> bytes:
         """Next piece of request body; b"" at its end. Raises StreamClosed.
 
-        ``want``: how many more bytes the caller's read is after (0 if not
-        known); the driver may reopen that much flow-control window early.
+        ``want``: how many more bytes the caller's read still needs (0 if
+        not known): the driver need not wake the caller for less. ``ahead``
+        (0, or at least ``want``): how many bytes past those already taken
+        the caller expects to read soon (the rest of its read, and one more
+        read of the same size); the driver may reopen that much
+        flow-control window as they arrive, instead of once they are read.
         """
 
     def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
@@ -73,13 +77,13 @@ class RequestBody:
         self._eof = False
         self._on_first_read = on_first_read
 
-    def _fill(self, want: int = 0) -> bool:
+    def _fill(self, want: int = 0, ahead: int = 0) -> bool:
         if self._eof:
             return False
         if self._on_first_read is not None:
             self._on_first_read()
             self._on_first_read = None
-        chunk = self._channel.read_chunk(want)
+        chunk = self._channel.read_chunk(want, ahead)
         if not chunk:
             self._eof = True
             return False
@@ -111,11 +115,16 @@ class RequestBody:
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            while self._fill(_WHOLE_BODY):
+            while self._fill(_WHOLE_BODY, _WHOLE_BODY):
                 pass
             size = self._size
-        while self._size < size and self._fill(size - self._size):
-            pass
+        # An app reading n bytes at a time asks for the next n as soon as
+        # this read returns: letting their window reopen on arrival too
+        # keeps the client sending between two reads (the window would
+        # otherwise close at every read's end).
+        ahead = 2 * size - self._size  # the rest of this read, and the next
+        while self._size < size and self._fill(size - self._size, ahead):
+            ahead = 0  # asked once per read: the horizon stays where it was
         return self._take(min(size, self._size))
 
     def readline(self, size: int | None = -1) -> bytes:

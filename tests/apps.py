@@ -143,6 +143,21 @@ def upload_count(environ: dict[str, Any], start_response: StartResponse) -> Iter
     return _json(start_response, {"count": count, "sha256": digest.hexdigest()})
 
 
+def read_then_stall(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """A slow reader: one ``read(n)``, a line saying how much it got, then
+    ``s`` seconds without reading."""
+    query = _query(environ)
+    got = environ["wsgi.input"].read(int(query.get("n", "0")))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body() -> Iterator[bytes]:
+        yield b"%d\n" % len(got)
+        time.sleep(float(query.get("s", "5")))
+        yield b"done\n"
+
+    return body()
+
+
 def early_hints(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload; as=style")])
     return _text(start_response, b"after hints\n")
@@ -223,6 +238,7 @@ ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = 
     "/environ": environ_json,
     "/big": big,
     "/upload-count": upload_count,
+    "/read-then-stall": read_then_stall,
     "/early-hints": early_hints,
     "/trailers": trailers,
     "/error": error,

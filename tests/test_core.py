@@ -635,54 +635,6 @@ def test_garbled_frames_never_raise(items, chunk, app):
     assert core.finished
 
 
-# -- h2conn.ServerConnection.send_data_frame matches h2's send_data ----------
-
-
-def _server_with_open_stream():
-    import h2.config
-    import h2.connection
-
-    from h2workers.h2conn import new_server_connection
-
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    client.initiate_connection()
-    client.send_headers(
-        1,
-        [(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/")],
-        end_stream=True,
-    )
-    server = new_server_connection(header_encoding=None)
-    server.initiate_connection()
-    server.receive_data(client.data_to_send())
-    server.send_headers(1, [(b":status", b"200")])
-    server.data_to_send()
-    return server
-
-
-@pytest.mark.parametrize("end_stream", [False, True])
-@pytest.mark.parametrize("size", [0, 1, 13, 16_384])
-def test_send_data_frame_writes_what_h2_writes(size, end_stream):
-    ours, theirs = _server_with_open_stream(), _server_with_open_stream()
-    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    ours.send_data_frame(1, memoryview(payload), end_stream)
-    theirs.send_data(1, payload, end_stream=end_stream)
-    assert ours.data_to_send() == theirs.data_to_send()
-    assert ours.local_flow_control_window(1) == theirs.local_flow_control_window(1)
-    assert ours.outbound_flow_control_window == theirs.outbound_flow_control_window
-    assert ours.streams[1].state_machine.state == theirs.streams[1].state_machine.state
-
-
-def test_send_data_frame_refuses_what_h2_refuses():
-    from h2.exceptions import FlowControlError, FrameTooLargeError
-
-    server = _server_with_open_stream()
-    with pytest.raises(FrameTooLargeError):
-        server.send_data_frame(1, b"x" * 16_385, False)
-    server.outbound_flow_control_window = 10
-    with pytest.raises(FlowControlError):
-        server.send_data_frame(1, b"x" * 11, False)
-
-
 # -- flood budgets (docs/security.md) ------------------------------------------
 
 from hyperframe.frame import PingFrame, PriorityFrame  # noqa: E402
@@ -814,43 +766,3 @@ def test_host_header_matching_authority_or_standing_in_for_it_is_accepted():
     assert same.authority == b"example.com"
     no_authority = [h for h in get_request() if h[0] != b":authority"]
     assert parse_request([*no_authority, (b"host", b"h.example")]).authority == b"h.example"
-
-
-def _server_with_request(max_frame: int = 16_384):
-    import h2.config
-    import h2.connection
-
-    from h2workers.h2conn import new_server_connection
-
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    client.initiate_connection()
-    client.send_headers(
-        1,
-        [(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/")],
-        end_stream=True,
-    )
-    server = new_server_connection(
-        header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
-    )
-    server.initiate_connection()
-    server.receive_data(client.data_to_send())
-    server.max_outbound_frame_size = max_frame
-    server.data_to_send()
-    return server
-
-
-@pytest.mark.parametrize("end_stream", [False, True])
-@pytest.mark.parametrize("extra", [0, 1, 40_000])  # 40 kB of header: CONTINUATION frames
-def test_send_response_headers_writes_what_h2_writes(end_stream, extra):
-    block = [(b":status", b"200"), (b"content-type", b"text/plain")]
-    if extra:
-        block.append((b"x-big", b"v" * extra))
-    ours, theirs = _server_with_request(), _server_with_request()
-    ours.send_response_headers(1, list(block), end_stream)
-    theirs.send_headers(1, list(block), end_stream=end_stream)
-    assert ours.data_to_send() == theirs.data_to_send()
-    assert ours.streams[1].state_machine.state == theirs.streams[1].state_machine.state
-    assert ours.encoder.header_table_size == theirs.encoder.header_table_size
-    assert list(ours.encoder.header_table.dynamic_entries) == list(
-        theirs.encoder.header_table.dynamic_entries
-    )

@@ -42,7 +42,7 @@ from ..http1 import (
 )
 from ..wsgi import ServeContext
 from ..wsgi_environ import worker_environ
-from .h2session import H2Session
+from .h2session import H2Session, ThreadChannel
 from .threads import Mailbox, Parker, ThreadPool
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -93,6 +93,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         self.options = server_options(self.cfg)
         self.conns: dict[Any, None] = {}  # every open connection object
         self.dirty: dict[H2Session, None] = {}
+        self.waking: list[ThreadChannel] = []
         self.accepting = False
         self.adopted = 0  # connections accepted since the heap was last trimmed
         self.trimmed_at = 0.0
@@ -156,6 +157,15 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             session = next(iter(self.dirty))
             del self.dirty[session]
             session.flush(now)
+        waking = self.waking
+        while waking:
+            waking.pop().wake()
+
+    def wake_later(self, channel: ThreadChannel) -> None:
+        """Wake a reader once this turn's output is sent: its thread would
+        otherwise take the core from the I/O thread before the client gets
+        the WINDOW_UPDATE that lets it send on."""
+        self.waking.append(channel)
 
     def mark_dirty(self, session: H2Session) -> None:
         self.dirty[session] = None

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 RECV_SIZE = 65536
 TLS_RECORD = 16384  # largest TLS plaintext record
-READS_PER_EVENT = 4
+READS_PER_EVENT = 8  # a 64 KiB window of DATA comes as 5 records (frame headers)
 HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
 OUT_HELD = 256 * 1024  # unsent bytes past which no more body is framed
 
@@ -52,6 +52,7 @@ class ThreadChannel:
         "environ",
         "finished",
         "framed",
+        "needed",
         "parker",
         "posted",
         "session",
@@ -74,10 +75,12 @@ class ThreadChannel:
         self.applied = 0  # of those, given to the core (I/O thread writes)
         self.framed = 0  # of those, framed by the core (I/O thread writes)
         # Request body accounting, as running totals. App thread: ``taken``
-        # (handed to the app), ``asked`` (what its pending read() wants),
-        # ``credited`` (``taken`` last reported). I/O thread: ``delivered``
-        # (fed from the connection), ``acked`` (window credit returned).
-        self.taken = self.asked = self.credited = 0
+        # (handed to the app), ``needed`` (what its pending read() must have
+        # to return), ``asked`` (what it expects to read soon: the window
+        # may reopen that far on arrival), ``credited`` (``taken`` last
+        # reported). I/O thread: ``delivered`` (fed from the connection),
+        # ``acked`` (window credit returned).
+        self.taken = self.needed = self.asked = self.credited = 0
         self.delivered = self.acked = 0
 
     # -- I/O thread side -----------------------------------------------------
@@ -101,12 +104,14 @@ class ThreadChannel:
 
     # -- application thread side ---------------------------------------------
 
-    def read_chunk(self, want: int = 0) -> bytes:
-        """Next body chunk. ``want`` is how many bytes the app's read() still
-        needs: the I/O thread may return window credit for that much as soon
-        as it arrives, without a round trip through this thread."""
-        if want > 0:
-            self.asked = max(self.asked, self.taken + want)
+    def read_chunk(self, want: int = 0, ahead: int = 0) -> bytes:
+        """Next body chunk (see wsgi.Channel). The I/O thread returns window
+        credit for the bytes the app expects to read (``ahead``) as they
+        arrive, without a round trip through this thread, and wakes it only
+        once its read can return (``want``)."""
+        self.needed = self.taken + want
+        if ahead > 0:
+            self.asked = max(self.asked, self.taken + max(want, ahead))
         while True:
             if self.chunks:
                 chunk = self.chunks.popleft()
@@ -292,8 +297,6 @@ class H2Session:
                 channel = self.channels.get(event.stream_id)
                 if channel is not None:
                     channel.feed(event.data, event.end_stream)
-                    # bytes a waiting read() asked for count as read already
-                    self.credit(channel, min(channel.delivered, channel.asked))
                     fed[channel] = None
             elif isinstance(event, ev.RequestTrailers):
                 channel = self.channels.get(event.stream_id)
@@ -311,8 +314,11 @@ class H2Session:
                 if channel is not None and channel.environ is not None:
                     _set_priority(channel.environ, event.weight, event.depends_on)
         for channel in fed:
-            if channel.ended or channel.delivered >= channel.asked:
-                channel.wake()  # enough for the pending read(), or its end
+            # bytes the app's reads are after count as read already: one
+            # WINDOW_UPDATE for all the frames that came in this read
+            self.credit(channel, min(channel.delivered, channel.asked))
+            if channel.ended or channel.delivered >= channel.needed:
+                self.worker.wake_later(channel)  # enough for the read(), or its end
 
     def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
         channel = ThreadChannel(self, stream_id, ended)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 
+import h2.events as h2e
 import pytest
 
 from tests.apps import big_sha256
@@ -117,6 +118,48 @@ def test_upload_over_tls_with_raw_client(tls_srv, tls_files):
             "count": len(payload),
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
+
+
+@pytest.mark.parametrize("n", [1000, 40_000, 200_000])
+def test_a_stalled_reader_lets_in_one_window_past_its_read(srv, n):
+    """The window reopens for what the app reads (for a read(n), as they
+    arrive: the n bytes and the next n, which a loop of read(n) asks for
+    next; a whole frame at most beyond), never for what merely arrives: a
+    client cannot fill memory behind an app that stopped reading."""
+    frame, window = 16384, 65535
+    limit = window + 2 * n + frame
+    with H2Client(srv.port) as client:
+        sid = client.request(f"/read-then-stall?n={n}&s=5", "POST", end=False)
+        conn, state = client.conn, client.streams[sid]
+        sent = 0
+
+        def send_what_the_window_allows() -> None:
+            nonlocal sent
+            while sent <= limit and (room := min(conn.local_flow_control_window(sid), frame)):
+                conn.send_data(sid, b"x" * room)
+                sent += room
+            client.flush()
+
+        while not state.data:  # until the app has read and said so
+            send_what_the_window_allows()
+            client.pump(0.5)
+        for round_trip in range(4):  # credit owed for what it sent arrives before a PING ACK
+            send_what_the_window_allows()
+            ping = b"%08d" % round_trip
+            conn.ping(ping)
+            client.flush()
+            client.wait(
+                lambda ping=ping: any(
+                    isinstance(e, h2e.PingAckReceived) and e.ping_data == ping
+                    for e in client.events
+                ),
+                what="PING ACK",
+            )
+        assert state.data.startswith(b"%d\n" % n)
+        assert sent <= limit, f"{sent} body bytes let in behind a read({n})"
+        assert sent >= min(window, n), "less than the app read was let in"
+        conn.reset_stream(sid)
+        client.flush()
 
 
 # -- wsgi.input semantics: HTTP/2 must read like HTTP/1.1 ---------------------------

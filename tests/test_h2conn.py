@@ -1,0 +1,265 @@
+"""h2workers.h2conn's hot paths give h2's results: same bytes out, same events,
+same state, same errors.
+
+Each hot path does h2's checks and state changes without h2's generic frame
+machinery; these tests run it beside h2's own path on the same input.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from typing import Any
+
+import hpack
+import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.exceptions import FlowControlError, FrameTooLargeError, ProtocolError
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from h2workers.h2conn import (
+    EagerFrameBuffer,
+    ServerConnection,
+    TokenBucket,
+    new_server_connection,
+)
+from tests.frames import PREFACE, raw_frame
+
+REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/")]
+
+
+def _server_with_request(max_frame: int = 16_384, respond: bool = False) -> ServerConnection:
+    """A server connection that received a GET on stream 1 (and, with
+    ``respond``, sent its response head)."""
+    client = H2Connection(H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.send_headers(1, REQUEST, end_stream=True)
+    server = new_server_connection(
+        header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    server.max_outbound_frame_size = max_frame
+    if respond:
+        server.send_headers(1, [(b":status", b"200")])
+    server.data_to_send()
+    return server
+
+
+# -- send_response_headers matches h2's send_headers -----------------------------
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+@pytest.mark.parametrize("extra", [0, 1, 40_000])  # 40 kB of header: CONTINUATION frames
+def test_send_response_headers_writes_what_h2_writes(end_stream, extra):
+    block = [(b":status", b"200"), (b"content-type", b"text/plain")]
+    if extra:
+        block.append((b"x-big", b"v" * extra))
+    ours, theirs = _server_with_request(), _server_with_request()
+    ours.send_response_headers(1, list(block), end_stream)
+    theirs.send_headers(1, list(block), end_stream=end_stream)
+    assert ours.data_to_send() == theirs.data_to_send()
+    assert ours.streams[1].state_machine.state == theirs.streams[1].state_machine.state
+    assert ours.encoder.header_table_size == theirs.encoder.header_table_size
+    assert list(ours.encoder.header_table.dynamic_entries) == list(
+        theirs.encoder.header_table.dynamic_entries
+    )
+
+
+# -- send_data_frame matches h2's send_data --------------------------------------
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+@pytest.mark.parametrize("size", [0, 1, 13, 16_384])
+def test_send_data_frame_writes_what_h2_writes(size, end_stream):
+    ours, theirs = _server_with_request(respond=True), _server_with_request(respond=True)
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    ours.send_data_frame(1, memoryview(payload), end_stream)
+    theirs.send_data(1, payload, end_stream=end_stream)
+    assert ours.data_to_send() == theirs.data_to_send()
+    assert ours.local_flow_control_window(1) == theirs.local_flow_control_window(1)
+    assert ours.outbound_flow_control_window == theirs.outbound_flow_control_window
+    assert ours.streams[1].state_machine.state == theirs.streams[1].state_machine.state
+
+
+def test_send_data_frame_refuses_what_h2_refuses():
+    server = _server_with_request(respond=True)
+    with pytest.raises(FrameTooLargeError):
+        server.send_data_frame(1, b"x" * 16_385, False)
+    server.outbound_flow_control_window = 10
+    with pytest.raises(FlowControlError):
+        server.send_data_frame(1, b"x" * 11, False)
+
+
+# -- received DATA: the plain-frame path against h2's generic one ------------------
+
+
+class _GenericBuffer(EagerFrameBuffer):
+    def _plain_data(self, data: Any, length: int) -> None:
+        return None
+
+
+class _GenericServer(ServerConnection):
+    """ServerConnection with the received-DATA hot path turned off."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.incoming_buffer = _GenericBuffer(server=True)
+
+    def _receive_body_data(self, frame: Any) -> None:
+        return None
+
+
+def _pair() -> list[ServerConnection]:
+    config = dict(client_side=False, header_encoding=None)
+    servers = [
+        ServerConnection(H2Configuration(**config)),
+        _GenericServer(H2Configuration(**config)),
+    ]
+    for server in servers:
+        server.initiate_connection()
+        server.data_to_send()
+        server.controls = TokenBucket("control frames", 3, 0)  # empty DATA costs one
+        server.resets = TokenBucket("resets", 3, 0)
+    return servers
+
+
+def _outcome(server: ServerConnection, data: bytes, cuts: list[int]) -> list[Any]:
+    """Everything observable after feeding ``data`` in pieces cut at ``cuts``."""
+    seen: list[Any] = []
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    for start, end in itertools.pairwise(bounds):
+        try:
+            events = server.receive_data(data[start:end])
+        except ProtocolError as exc:
+            seen.append(("error", type(exc).__name__, getattr(exc, "error_code", None)))
+            break
+        for e in events:
+            ended = getattr(e, "stream_ended", None)
+            seen.append(
+                (
+                    type(e).__name__,
+                    getattr(e, "stream_id", None),
+                    getattr(e, "data", None),
+                    getattr(e, "flow_controlled_length", None),
+                    None if ended is None else type(ended).__name__,
+                    getattr(e, "error_code", None),
+                )
+            )
+    seen.append(server.data_to_send())
+    seen.append(server._inbound_flow_control_window_manager.current_window_size)
+    seen.append(server.state_machine.state)
+    seen.append((server.controls.tokens, server.resets.tokens))  # type: ignore[union-attr]
+    for sid, stream in sorted(server.streams.items()):
+        seen.append(
+            (
+                sid,
+                stream.state_machine.state,
+                stream._actual_content_length,
+                stream._inbound_window_manager.current_window_size,
+            )
+        )
+    return seen
+
+
+def _request(encoder: hpack.Encoder, sid: int, length: int | None, end: bool) -> bytes:
+    headers = [
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b":authority", b"a"),
+        (b":path", b"/"),
+    ]
+    if length is not None:
+        headers.append((b"content-length", b"%d" % length))
+    return raw_frame(0x1, 0x4 | (0x1 if end else 0), sid, encoder.encode(headers))
+
+
+def _data(sid: int, size: int, end: bool, pad: int | None) -> bytes:
+    payload = b"\xab" * size
+    if pad is None:
+        return raw_frame(0x0, 0x1 if end else 0, sid, payload)
+    return raw_frame(0x0, 0x8 | (0x1 if end else 0), sid, bytes([pad]) + payload + bytes(pad))
+
+
+STREAM_IDS = st.sampled_from([1, 1, 1, 3, 3, 5, 0, 2, 7])
+DATA = st.tuples(
+    STREAM_IDS, st.integers(0, 20_000), st.booleans(), st.one_of(st.none(), st.integers(0, 40))
+)
+OTHER = st.sampled_from(
+    ["rst1", "rst3", "window", "ping", "trailers1", "headers5", "open5", "goaway0", "goaway1"]
+)
+
+
+def _other(kind: str, encoder: hpack.Encoder) -> bytes:
+    if kind.startswith("rst"):
+        return raw_frame(0x3, 0, int(kind[3:]), struct.pack(">I", 8))
+    if kind == "window":
+        return raw_frame(0x8, 0, 0, struct.pack(">I", 1000))
+    if kind == "ping":
+        return raw_frame(0x6, 0, 0, bytes(8))
+    if kind == "trailers1":
+        return raw_frame(0x1, 0x5, 1, encoder.encode([(b"x-t", b"1")]))
+    if kind.startswith("goaway"):  # NO_ERROR keeps the connection open, an error closes it
+        return raw_frame(0x7, 0, 0, struct.pack(">II", 7, int(kind[6:])))
+    if kind == "open5":  # a header block left open: only CONTINUATION may follow
+        return raw_frame(0x1, 0x1, 5, encoder.encode([(b":method", b"GET")]))
+    return _request(encoder, 5, None, end=False)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(None, True, False, ["goaway1", (1, 10, False, None)], [])  # DATA on a closed connection
+@example(None, True, False, [(1, 0, False, None)] * 4, [])  # empty DATA spends control tokens
+@example(150, True, False, [(1, 100, False, None), (1, 100, False, None)], [])  # overrun
+@example(None, True, False, ["open5", (1, 10, False, None)], [])  # DATA inside a header block
+@example(None, True, True, [(1, 10, False, None)], [])  # stream 1 half-closed (local)
+@example(None, True, False, [(1, 16_384, False, None)] * 5, [9, 70_000])  # window overrun
+@given(
+    st.sampled_from([None, 0, 1, 150, 20_000, 70_000]),  # stream 1's content-length
+    st.booleans(),
+    st.booleans(),
+    st.lists(st.one_of(DATA, OTHER), max_size=12),
+    st.lists(st.integers(0, 1 << 20), max_size=4),
+)
+def test_received_data_gives_what_h2_gives(length, settings_first, responded, frames, cuts):
+    """Content-length overruns, closed and unknown streams, stream 0,
+    padding, END_STREAM, empty frames, windows overrun (frames up to 20 kB
+    against 64 KiB windows), frames split across reads, DATA inside a
+    header block, a response already sent, no SETTINGS first: the hot path
+    must match h2's generic path."""
+    encoder = hpack.Encoder()
+    head = PREFACE + (raw_frame(0x4, 0, 0, b"") if settings_first else b"")
+    head += _request(encoder, 1, length, end=False) + _request(encoder, 3, None, end=False)
+    body = b"".join(_other(i, encoder) if isinstance(i, str) else _data(*i) for i in frames)
+    outcomes = []
+    for server in _pair():
+        if settings_first:
+            server.receive_data(head)
+            if responded:  # stream 1 half-closed (local)
+                server.send_headers(1, [(b":status", b"200")], end_stream=True)
+            outcomes.append(_outcome(server, body, cuts))
+        else:
+            outcomes.append(_outcome(server, head + body, cuts))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_plain_path_is_taken():
+    """The usual frame does not reach hyperframe's parser or h2's dispatch."""
+    server, _ = _pair()
+    encoder = hpack.Encoder()
+    server.receive_data(PREFACE + raw_frame(0x4, 0, 0, b"") + _request(encoder, 1, None, False))
+    calls: list[str] = []
+    server.incoming_buffer.__class__ = type(
+        "Watched",
+        (EagerFrameBuffer,),
+        {
+            "_plain_data": lambda self, *a: (
+                calls.append("plain") or EagerFrameBuffer._plain_data(self, *a)
+            )
+        },
+    )
+    server._receive_data_frame = lambda frame: calls.append("generic")  # type: ignore[assignment]
+    events = server.receive_data(_data(1, 100, False, None) * 3)
+    assert calls == ["plain"] * 3
+    assert [len(e.data) for e in events] == [100] * 3
