@@ -111,7 +111,7 @@ class ThreadChannel:
         once its read can return (``want``)."""
         self.needed = self.taken + want
         if ahead > 0:
-            self.asked = max(self.asked, self.taken + max(want, ahead))
+            self.asked = max(self.asked, self.taken + max(want, ahead, self.session.ack_threshold))
         while True:
             if self.chunks:
                 chunk = self.chunks.popleft()
