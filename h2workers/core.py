@@ -6,8 +6,8 @@ serves the thread pool, greenlets and asyncio, and tests drive it with a
 client ``h2`` connection in memory.
 
 It owns what is protocol state: the h2 connection, which streams the
-application is serving, each stream's queued response body (sent under
-HTTP/2 flow control by ``flush``), request-body credit (the receive window is
+application is serving, each stream's queued response body
+(``outbound.Outbound``, sent under HTTP/2 flow control by ``flush``), request-body credit (the receive window is
 reopened only by ``consumed``), and the shutdown state (GOAWAY).
 
 h2 is configured deliberately: inbound header validation is off and done by
@@ -18,7 +18,6 @@ because the response modules hand over lowercase, checked headers.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 import h2.events as h2e
@@ -40,6 +39,7 @@ from .h2conn import (
     new_server_connection,
 )
 from .headers import Header, RequestHead, parse_request, parse_trailers
+from .outbound import Outbound
 
 _DONE, _MORE, _BLOCKED = 0, 1, 2
 
@@ -64,12 +64,7 @@ class _Stream:
     unacknowledged: int = 0  # body bytes handed out, not yet consumed by the app
     owed: int = 0  # consumed bytes whose stream WINDOW_UPDATE is not sent yet
     received: int = 0  # body bytes received, checked against content-length
-    chunks: deque[bytes] = field(default_factory=deque)
-    offset: int = 0  # bytes of chunks[0] already sent
-    buffered: int = 0  # queued response bytes not yet framed
-    end_queued: bool = False
-    trailers: list[Header] | None = None
-    blocked_since: float | None = None
+    out: Outbound = field(default_factory=Outbound)  # the response body to frame
 
 
 class H2Core:
@@ -348,12 +343,7 @@ class H2Core:
         stream = self._streams.get(stream_id)
         if stream is None:
             return
-        if (
-            not stream.chunks
-            and stream.trailers is None
-            and stream_id not in self._sending
-            and not self.hold_output
-        ):
+        if stream.out.empty and stream_id not in self._sending and not self.hold_output:
             size = len(data)
             if size <= self._h2.max_outbound_frame_size and (
                 size <= self._h2.local_flow_control_window(stream_id)
@@ -363,10 +353,7 @@ class H2Core:
                 if end_stream:
                     self._finish(stream_id)
                 return
-        if data:
-            stream.chunks.append(data)
-            stream.buffered += len(data)
-        stream.end_queued = stream.end_queued or end_stream
+        stream.out.queue(data, end_stream)
         self._sending[stream_id] = stream
 
     def send_trailers(self, stream_id: int, trailers: list[Header]) -> None:
@@ -374,8 +361,7 @@ class H2Core:
         stream = self._streams.get(stream_id)
         if stream is None:
             return
-        stream.trailers = trailers
-        stream.end_queued = True
+        stream.out.end_with(trailers)
         self._sending[stream_id] = stream
 
     def reset(self, stream_id: int, error_code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
@@ -413,7 +399,7 @@ class H2Core:
     def buffered(self, stream_id: int) -> int:
         """Response bytes queued for a stream and not yet framed."""
         stream = self._streams.get(stream_id)
-        return 0 if stream is None else stream.buffered
+        return 0 if stream is None else stream.out.buffered
 
     def is_serving(self, stream_id: int) -> bool:
         return stream_id in self._streams
@@ -437,8 +423,8 @@ class H2Core:
             for sid, stream in pending:
                 status = self._send_some(sid, stream, max_frame)
                 if status == _BLOCKED:
-                    if stream.blocked_since is None:
-                        stream.blocked_since = now
+                    if stream.out.blocked_since is None:
+                        stream.out.blocked_since = now
                     continue
                 progressed.add(sid)
                 if status == _MORE:
@@ -448,43 +434,28 @@ class H2Core:
 
     def _send_some(self, sid: int, stream: _Stream, max_frame: int) -> int:
         """Send one frame's worth for a stream: _DONE, _MORE or _BLOCKED."""
-        if stream.chunks:
+        out = stream.out
+        if out.chunks:
             window = self._h2.local_flow_control_window(sid)
             if window <= 0:
                 return _BLOCKED
-            stream.blocked_since = None
-            self._send_frame(sid, stream, min(window, max_frame))
-            if stream.chunks:
-                return _MORE
-            if sid not in self._sending:  # the frame carried END_STREAM
+            out.blocked_since = None
+            piece = out.take(min(window, max_frame))
+            last = out.ends_on_data
+            self._h2.send_data_frame(sid, piece, end_stream=last)
+            if last:
+                self._finish(sid)
                 return _DONE
+            if out.chunks:
+                return _MORE
         self._sending.pop(sid, None)
-        if stream.end_queued:
-            if stream.trailers is not None:
-                self._h2.send_headers(sid, stream.trailers, end_stream=True)
+        if out.end_queued:
+            if out.trailers is not None:
+                self._h2.send_headers(sid, out.trailers, end_stream=True)
             else:
                 self._h2.end_stream(sid)
             self._finish(sid)
         return _DONE
-
-    def _send_frame(self, sid: int, stream: _Stream, limit: int) -> None:
-        chunk = stream.chunks[0]
-        size = min(len(chunk) - stream.offset, limit)
-        piece: bytes | memoryview
-        if stream.offset == 0 and size == len(chunk):
-            piece = chunk
-            stream.chunks.popleft()
-        else:
-            piece = memoryview(chunk)[stream.offset : stream.offset + size]
-            stream.offset += size
-            if stream.offset == len(chunk):
-                stream.chunks.popleft()
-                stream.offset = 0
-        stream.buffered -= size
-        last = not stream.chunks and stream.end_queued and stream.trailers is None
-        self._h2.send_data_frame(sid, piece, end_stream=last)
-        if last:
-            self._finish(sid)
 
     def _finish(self, sid: int) -> None:
         """Our side of the stream is complete; stop a client still uploading."""
@@ -498,7 +469,7 @@ class H2Core:
         self._h2.refill(now)
         out: list[ev.Event] = []
         for sid, stream in list(self._sending.items()):
-            since = stream.blocked_since
+            since = stream.out.blocked_since
             if since is not None and now - since >= timeout:
                 self._abort(
                     sid, ErrorCodes.CANCEL, f"flow-control window closed for {timeout:g}s", out
