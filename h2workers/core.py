@@ -7,8 +7,9 @@ client ``h2`` connection in memory.
 
 It owns what is protocol state: the h2 connection, which streams the
 application is serving, each stream's queued response body
-(``outbound.Outbound``, sent under HTTP/2 flow control by ``flush``), request-body credit (the receive window is
-reopened only by ``consumed``), and the shutdown state (GOAWAY).
+(``outbound.Outbound``, sent under HTTP/2 flow control by ``flush``),
+request-body credit (the receive window is reopened only by ``consumed``),
+and the shutdown state (GOAWAY).
 
 h2 is configured deliberately: inbound header validation is off and done by
 ``headers.parse_request`` in one pass that answers a malformed request with
