@@ -68,14 +68,16 @@ class FrameReader:
         return frames
 
 
-def raw_frame(ftype: int, flags: int, stream_id: int, payload: bytes) -> bytes:
-    """Serialise a frame header by hand (any type, flags and length)."""
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes((ftype, flags))
-        + struct.pack(">I", stream_id & 0x7FFFFFFF)
-        + payload
-    )
+def raw_frame(
+    ftype: int, flags: int, stream_id: int, payload: bytes = b"", reserved: bool = False
+) -> bytes:
+    """Any frame, byte for byte (RFC 9113 4.1): any type, flags, length and
+    stream, including what h2 and hyperframe refuse to write; ``reserved``
+    sets the R bit. The one frame builder of the in-memory, attack and
+    conformance tests."""
+    word = (stream_id & 0x7FFFFFFF) | (0x8000_0000 if reserved else 0)
+    head = struct.pack(">I", len(payload))[1:] + bytes((ftype, flags)) + struct.pack(">I", word)
+    return head + payload
 
 
 def of_type(frames: Iterable[Frame], kind: type[Frame], stream_id: int | None = None) -> list:

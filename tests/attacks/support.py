@@ -10,8 +10,6 @@ tests/e2e/util.py, so an attack is neither helped nor hindered by h2.
 from __future__ import annotations
 
 import os
-import select
-import socket
 import ssl
 import struct
 import time
@@ -31,6 +29,8 @@ from hyperframe.frame import (
 )
 
 from tests.e2e.util import PREFACE, FrameReader, H2Client, h1_request, rss_kib, summary
+from tests.frames import raw_frame
+from tests.sockets import SocketPeer
 
 __all__ = [
     "EYC",
@@ -68,16 +68,6 @@ def config(**values: object) -> str:
 
 
 # -- frames ---------------------------------------------------------------------
-
-
-def raw_frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    """A frame header written by hand: any type, flags, length and stream."""
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes((ftype, flags))
-        + struct.pack(">I", stream_id & 0x7FFFFFFF)
-        + payload
-    )
 
 
 def settings(*pairs: tuple[int, int]) -> bytes:
@@ -135,8 +125,14 @@ def goaway_code(frame: GoAwayFrame) -> str:
 # -- a raw connection -------------------------------------------------------------
 
 
-class RawConn:
+class RawConn(SocketPeer):
     """A socket speaking HTTP/2 frames the test writes itself."""
+
+    # The server cuts attacking connections off, TLS ones possibly mid-record:
+    # any ssl.SSLError reads as the close (ssl.SSLWantReadError too, being one),
+    # a read that would block as nothing arrived.
+    closed_by = (ConnectionResetError, BrokenPipeError, ssl.SSLError)
+    idle_on = (BlockingIOError,)
 
     def __init__(
         self,
@@ -148,25 +144,12 @@ class RawConn:
         client_settings: Iterable[tuple[int, int]] = (),
         rcvbuf: int | None = None,
     ) -> None:
-        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:  # before connect, so the window scale follows it
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        raw.settimeout(timeout)
-        raw.connect(("127.0.0.1", port))
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock: socket.socket = raw
-        if context is not None:
-            self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-            assert self.sock.selected_alpn_protocol() == "h2"
-        self.scheme = b"https" if context is not None else b"http"
-        self.authority = f"127.0.0.1:{port}".encode()
+        super().__init__(port, context, timeout=timeout, rcvbuf=rcvbuf)
         self.encoder = hpack.Encoder()
         self.reader = FrameReader()
         self.frames: list[Frame] = []
-        self.closed = False
         self.send_failed = False
         self.received = 0
-        self.closed_at: float | None = None
         if preface:
             self.send(PREFACE + settings(*client_settings))
 
@@ -202,41 +185,19 @@ class RawConn:
 
     def pump(self, timeout: float) -> bool:
         """Read what arrives within ``timeout``; False if nothing did."""
-        if self.closed:
-            return False
-        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
-        if not pending and not select.select([self.sock], [], [], timeout)[0]:
-            return False
-        try:
-            data = self.sock.recv(1 << 20)
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-            data = b""
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return False
+        data = self._recv(timeout)
         if not data:
-            self._mark_closed()
             return False
         self.received += len(data)
         self.frames.extend(self.reader.feed(data))
         return True
 
-    def _mark_closed(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.closed_at = time.monotonic()
-
     def wait(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.closed:
-                if predicate():
-                    return
-                raise AssertionError(
-                    f"timed out waiting for {what}: closed={self.closed} "
-                    f"frames={[summary(f) for f in self.frames][-12:]}"
-                )
-            self.pump(min(remaining, 0.2))
+        if not self._poll(predicate, timeout, 0.2):
+            raise AssertionError(
+                f"timed out waiting for {what}: closed={self.closed} "
+                f"frames={[summary(f) for f in self.frames][-12:]}"
+            )
 
     def wait_closed(self, timeout: float = 10.0) -> float:
         """Read (and keep) everything until the server closes; when it did."""
@@ -257,18 +218,6 @@ class RawConn:
         return sum(
             1 for f in self.frames if isinstance(f, kind) and (flag is None or flag in f.flags)
         )
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self) -> RawConn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def responses(frames: Iterable[Frame]) -> dict[int, int]:

@@ -16,11 +16,8 @@ the same tuples, so tests compare whole lists and a failure shows both sides.
 
 from __future__ import annotations
 
-import select
-import socket
 import ssl
 import struct
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -30,6 +27,8 @@ from h2.errors import ErrorCodes
 from h2workers import events as ev
 from h2workers.config import H2Settings
 from h2workers.core import H2Core
+from tests.frames import raw_frame as frame  # the RFC tests call it ``frame``
+from tests.sockets import SocketPeer
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 Header = tuple[bytes, bytes]
@@ -67,13 +66,6 @@ DEFAULT_MAX_FRAME = 16_384
 
 
 # -- frames the client sends ----------------------------------------------------
-
-
-def frame(ftype: int, flags: int, sid: int, payload: bytes = b"", reserved: bool = False) -> bytes:
-    """Any frame, byte for byte (RFC 9113 4.1); ``reserved`` sets the R bit."""
-    word = sid | (0x8000_0000 if reserved else 0)
-    head = struct.pack(">I", len(payload))[1:] + bytes((ftype, flags)) + struct.pack(">I", word)
-    return head + payload
 
 
 def _padding(payload: bytes, pad: int | None) -> tuple[int, bytes]:
@@ -425,25 +417,21 @@ def rejected(peer: Peer) -> list[tuple[int, ErrorCodes]]:
 # -- the real server --------------------------------------------------------------
 
 
-class Wire(_Blocks):
+class Wire(SocketPeer, _Blocks):
     """A raw HTTP/2 client on a socket to a running server (h2c or TLS + ALPN h2)."""
 
-    def __init__(self, port: int, context: ssl.SSLContext | None = None, timeout: float = 5.0):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock: socket.socket = raw
-        if context is not None:
-            self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-            assert self.sock.selected_alpn_protocol() == "h2"
-        self.timeout = timeout
+    closed_by = (OSError,)  # any failed read (ssl.SSLError is an OSError) ends the connection
+
+    def __init__(
+        self, port: int, context: ssl.SSLContext | None = None, timeout: float = 5.0
+    ) -> None:
+        super().__init__(port, context, timeout=timeout)
         self.reader = FrameReader()
         self.encoder = hpack.Encoder()
         self.data = b""  # every byte received
         self.raw: list[RawFrame] = []  # every frame received
         self._setup_blocks()
-        self.scheme = b"http" if context is None else b"https"
         self.mark = 0
-        self.closed = False
 
     def send(self, *chunks: bytes) -> None:
         try:
@@ -452,29 +440,13 @@ class Wire(_Blocks):
             pass
 
     def pump(self, timeout: float) -> None:
-        if self.closed:
-            return
-        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
-        if not pending and not select.select([self.sock], [], [], timeout)[0]:
-            return
-        try:
-            chunk = self.sock.recv(1 << 20)
-        except (OSError, ssl.SSLError):
-            chunk = b""
-        if not chunk:
-            self.closed = True
-            return
-        self.data += chunk
-        self.raw += self.reader.feed(chunk)
+        chunk = self._recv(timeout)
+        if chunk:
+            self.data += chunk
+            self.raw += self.reader.feed(chunk)
 
     def wait(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while not predicate():
-            left = deadline - time.monotonic()
-            if left <= 0 or self.closed:
-                return predicate()
-            self.pump(min(left, 0.2))
-        return True
+        return self._poll(predicate, self.timeout if timeout is None else timeout, 0.2)
 
     def start(self, *client_settings: tuple[int, int]) -> list[tuple]:
         """Preface and SETTINGS; wait for the server's SETTINGS and its ACK of
@@ -520,18 +492,6 @@ class Wire(_Blocks):
     def closed_after(self, timeout: float | None = None) -> bool:
         """Read until the server closes the connection (or the timeout)."""
         return self.wait(lambda: self.closed, timeout)
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self) -> Wire:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def wire_connection_error(wire: Wire, code: int, last: int, *chunks: bytes) -> None:

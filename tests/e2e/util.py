@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +26,8 @@ from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
 from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame, SettingsFrame
+
+from tests.sockets import SocketPeer
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 Header = tuple[bytes, bytes]
@@ -90,7 +90,7 @@ class _ClientConnection(H2Connection):
         return frames, events
 
 
-class H2Client:
+class H2Client(SocketPeer):
     """An HTTP/2 client on a real socket (h2c prior knowledge, or TLS + ALPN h2)."""
 
     def __init__(
@@ -102,15 +102,7 @@ class H2Client:
         preface: bool = True,
         auto_ack: bool = True,
     ) -> None:
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock: socket.socket = raw
-        if context is not None:
-            self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
-            assert self.sock.selected_alpn_protocol() == "h2", self.sock.selected_alpn_protocol()
-        self.scheme = b"https" if context is not None else b"http"
-        self.authority = f"127.0.0.1:{port}".encode()
-        self.timeout = timeout
+        super().__init__(port, context, timeout=timeout)
         self.auto_ack = auto_ack
         self.conn = _ClientConnection(
             H2Configuration(
@@ -125,7 +117,6 @@ class H2Client:
         self.frames: list[Frame] = []
         self.events: list[h2e.Event] = []
         self.streams: dict[int, StreamState] = {}
-        self.closed = False
         self.h2_error: Exception | None = None
         if preface:
             self.conn.initiate_connection()
@@ -192,17 +183,8 @@ class H2Client:
 
     def pump(self, timeout: float) -> bool:
         """Read what arrives within ``timeout``; False if nothing did."""
-        if self.closed:
-            return False
-        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
-        if not pending and not select.select([self.sock], [], [], timeout)[0]:
-            return False
-        try:
-            data = self.sock.recv(1 << 20)
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
+        data = self._recv(timeout)
         if not data:
-            self.closed = True
             return False
         self.receive(data)
         return True
@@ -245,15 +227,11 @@ class H2Client:
     def wait(
         self, predicate: Callable[[], bool], timeout: float | None = None, what: str = ""
     ) -> None:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (self.closed and not predicate()):
-                raise AssertionError(
-                    f"timed out waiting for {what or predicate}: closed={self.closed} "
-                    f"frames={[summary(f) for f in self.frames][-20:]} h2_error={self.h2_error}"
-                )
-            self.pump(min(remaining, 0.5))
+        if not self._poll(predicate, self.timeout if timeout is None else timeout, 0.5):
+            raise AssertionError(
+                f"timed out waiting for {what or predicate}: closed={self.closed} "
+                f"frames={[summary(f) for f in self.frames][-20:]} h2_error={self.h2_error}"
+            )
 
     def response(self, sid: int, timeout: float | None = None) -> StreamState:
         self.wait(lambda: self.streams[sid].done, timeout, f"stream {sid} to end")
@@ -288,18 +266,6 @@ class H2Client:
 
     def resets(self) -> dict[int, int]:
         return {f.stream_id: f.error_code for f in self.frames if isinstance(f, RstStreamFrame)}
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self) -> H2Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def negotiated_alpn(port: int, context: ssl.SSLContext) -> str | None:
