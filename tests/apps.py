@@ -194,8 +194,7 @@ class CloseTracker:
     def __init__(self, name: str) -> None:
         self.name = name
         self.sent = 0
-        with open(_state_file(f"started-{name}"), "w") as f:
-            f.write(str(os.getpid()))
+        _write_state(f"started-{name}", str(os.getpid()))
 
     def __iter__(self) -> Iterator[bytes]:
         for i in range(4096):  # 256 MiB at most: a client reset ends it first
@@ -203,8 +202,7 @@ class CloseTracker:
             yield big_chunk(i)
 
     def close(self) -> None:
-        with open(_state_file(f"closed-{self.name}"), "w") as f:
-            f.write(str(self.sent))
+        _write_state(f"closed-{self.name}", str(self.sent))
 
 
 def close_tracker(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

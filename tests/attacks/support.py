@@ -28,7 +28,15 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from tests.e2e.util import PREFACE, FrameReader, H2Client, h1_request, rss_kib, summary
+from tests.e2e.util import (
+    PREFACE,
+    FrameReader,
+    H2Client,
+    h1_request,
+    rss_kib,
+    summary,
+    wait_for_file,
+)
 from tests.frames import raw_frame
 from tests.sockets import SocketPeer
 
@@ -242,16 +250,6 @@ def thread_count(pid: int) -> int:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def wait_for_file(path: os.PathLike[str] | str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
-    time.sleep(0.02)  # written with one write(): let it land
-    with open(path) as f:
-        return f.read()
 
 
 def assert_serves(srv, worker: int, tls_files=None) -> None:

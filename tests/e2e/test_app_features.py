@@ -11,7 +11,7 @@ import h2.events as h2e
 import pytest
 from h2.errors import ErrorCodes
 
-from .util import H2Client, h1_exchange, h1_request, parse_h1
+from .util import H2Client, h1_exchange, h1_request, parse_h1, wait_for_file
 
 LINK = b"</style.css>; rel=preload; as=style"
 
@@ -129,21 +129,13 @@ def test_http11_error_after_start_closes_the_connection(srv):
     assert not raw.endswith(b"0\r\n\r\n"), "a failed response must not look complete"
 
 
-def _wait_for_file(path, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.05)
-    return path.read_text()
-
-
 def test_client_reset_calls_close_on_the_iterable(srv):
     with H2Client(srv.port, auto_ack=False) as client:  # the server fills the window, then waits
         sid = client.request("/close-tracker?id=h2reset")
         client.wait(lambda: len(client.streams[sid].data) >= 65535, what="the first window")
         client.conn.reset_stream(sid, ErrorCodes.CANCEL)
         client.flush()
-        sent = _wait_for_file(srv.state_dir / "closed-h2reset")
+        sent = wait_for_file(srv.state_dir / "closed-h2reset")
         assert int(sent) < 4096, "close() came only after the whole body was produced"
         # the connection still serves a new stream
         client.auto_ack = True
@@ -160,7 +152,7 @@ def test_http11_disconnect_calls_close_on_the_iterable(srv):
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
         sock.sendall(b"GET /close-tracker?id=h1reset HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
-    _wait_for_file(srv.state_dir / "closed-h1reset")
+    wait_for_file(srv.state_dir / "closed-h1reset")
 
 
 def test_head_over_h2_has_length_but_no_body(srv):

@@ -10,11 +10,13 @@ the server sent into hyperframe frames, so tests can assert on exact frames
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -284,6 +286,17 @@ def summary(frame: Frame) -> str:
     if frame.flags:
         text += f", flags={sorted(frame.flags)}"
     return text + ")"
+
+
+def wait_for_file(path: os.PathLike[str] | str, timeout: float = 10.0) -> str:
+    """The text of a state file the test app writes (tests/apps.py writes each
+    one whole, with a rename, so it is complete once it exists)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)  # another process writes it: nothing to await but the file
+    with open(path) as f:
+        return f.read()
 
 
 def rss_kib(pid: int, key: str = "VmRSS") -> int:
