@@ -42,7 +42,8 @@ from ..http1 import (
 )
 from ..wsgi import ServeContext
 from ..wsgi_environ import worker_environ
-from .h2session import H2Session, ThreadChannel
+from .channel import ThreadChannel
+from .h2session import H2Session
 from .threads import Mailbox, Parker, ThreadPool
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

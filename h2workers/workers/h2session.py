@@ -3,18 +3,16 @@
 ``H2Session`` lives on the I/O thread: it alone touches the socket and the
 core (neither h2 nor an SSL socket may be used from two threads). Each
 stream's application runs on a pool thread and talks to the session through
-a ``ThreadChannel``: request body in, response commands out via the
-worker's mailbox. The channel's counters each have one writer (``posted``
-the app thread, ``framed`` the I/O thread), so no lock is needed; a thread
-waiting for body bytes or buffer room parks on its own reusable Parker.
+a ``ThreadChannel`` (channel.py): request body in, response commands out via
+the worker's mailbox, run here as ``cmd_*``.
 """
 
 from __future__ import annotations
 
 import errno
+import socket
 import ssl
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from h2.errors import ErrorCodes
@@ -25,6 +23,7 @@ from ..errors import StreamClosed
 from ..headers import Header, RequestHead
 from ..wsgi import reject, serve_stream
 from ..wsgi_environ import EnvironBuilder, RequestRejected
+from .channel import ThreadChannel
 from .threads import Parker
 
 if TYPE_CHECKING:
@@ -35,166 +34,7 @@ TLS_RECORD = 16384  # largest TLS plaintext record
 READS_PER_EVENT = 8  # a 64 KiB window of DATA comes as 5 records (frame headers)
 HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
 OUT_HELD = 256 * 1024  # unsent bytes past which no more body is framed
-
-
-class ThreadChannel:
-    """A stream as its pool thread sees it (see wsgi.Channel)."""
-
-    __slots__ = (
-        "aborted",
-        "acked",
-        "applied",
-        "asked",
-        "chunks",
-        "credited",
-        "delivered",
-        "ended",
-        "environ",
-        "finished",
-        "framed",
-        "needed",
-        "parker",
-        "posted",
-        "session",
-        "stream_id",
-        "taken",
-        "waiter",
-    )
-
-    def __init__(self, session: H2Session, stream_id: int, ended: bool) -> None:
-        self.session = session
-        self.stream_id = stream_id
-        self.chunks: deque[bytes] = deque()
-        self.ended = ended
-        self.aborted: ErrorCodes | None = None
-        self.waiter: Parker | None = None
-        self.parker: Parker | None = None
-        self.environ: dict[str, Any] | None = None  # once the app has it
-        self.finished = False  # the app ended or reset the stream (app thread writes)
-        self.posted = 0  # response bytes handed over (app thread writes)
-        self.applied = 0  # of those, given to the core (I/O thread writes)
-        self.framed = 0  # of those, framed by the core (I/O thread writes)
-        # Request body accounting, as running totals. App thread: ``taken``
-        # (handed to the app), ``needed`` (what its pending read() must have
-        # to return), ``asked`` (what it expects to read soon: the window
-        # may reopen that far on arrival), ``credited`` (``taken`` last
-        # reported). I/O thread: ``delivered`` (fed from the connection),
-        # ``acked`` (window credit returned).
-        self.taken = self.needed = self.asked = self.credited = 0
-        self.delivered = self.acked = 0
-
-    # -- I/O thread side -----------------------------------------------------
-
-    def feed(self, data: bytes, end: bool) -> None:
-        """Queue body bytes (the session wakes the reader when worth it)."""
-        if data:
-            self.chunks.append(data)
-            self.delivered += len(data)
-        if end:
-            self.ended = True
-
-    def abort(self, code: ErrorCodes) -> None:
-        self.aborted = code
-        self.wake()
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            waiter.unpark()
-
-    # -- application thread side ---------------------------------------------
-
-    def read_chunk(self, want: int = 0, ahead: int = 0) -> bytes:
-        """Next body chunk (see wsgi.Channel). The I/O thread returns window
-        credit for the bytes the app expects to read (``ahead``) as they
-        arrive, without a round trip through this thread, and wakes it only
-        once its read can return (``want``)."""
-        self.needed = self.taken + want
-        if ahead > 0:
-            self.asked = max(self.asked, self.taken + max(want, ahead, self.session.ack_threshold))
-        while True:
-            if self.chunks:
-                chunk = self.chunks.popleft()
-                self.taken += len(chunk)
-                self._credit(self.session.ack_threshold)
-                return chunk
-            if self.ended:
-                return b""
-            if self.aborted is not None:
-                raise StreamClosed("the stream was reset", self.aborted)
-            self._credit(1)
-            self._wait(lambda: bool(self.chunks) or self.ended, "request body")
-
-    def _credit(self, threshold: int) -> None:
-        """Report what the app took, once it is worth a message (and only if
-        the I/O thread has not credited it already, see ``read_chunk``)."""
-        if self.taken - self.credited >= threshold and self.taken > self.acked:
-            self.credited = self.taken
-            self.session.post(self.session.cmd_consumed, self, self.taken)
-
-    def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
-        self._post_body(len(body), end, self.session.cmd_head, self, status, headers, body, end)
-
-    def send_body(self, data: bytes, end: bool) -> None:
-        self._post_body(len(data), end, self.session.cmd_body, self, data, end)
-
-    def _post_body(self, size: int, end: bool, command: Any, *args: Any) -> None:
-        self._check()
-        self.posted += size
-        self.finished = end
-        self.session.post(command, *args)
-        if not end:  # the last write need not wait: nothing follows it
-            self._throttle()
-
-    def send_informational(self, status: int, headers: list[Header]) -> None:
-        self._check()
-        self.session.post(self.session.cmd_informational, self.stream_id, status, headers)
-
-    def send_trailers(self, headers: list[Header]) -> None:
-        self._check()
-        self.finished = True
-        self.session.post(self.session.cmd_trailers, self, headers)
-
-    def reset(self, error_code: ErrorCodes) -> None:
-        self.finished = True
-        self.session.post(self.session.cmd_reset, self.stream_id, error_code)
-
-    def _check(self) -> None:
-        if self.aborted is not None:
-            raise StreamClosed("the stream was reset", self.aborted)
-
-    def _throttle(self) -> None:
-        limit = self.session.high_water()
-        if self.posted - self.framed > limit:
-            # The core resets a stream stuck on its window after ``timeout``
-            # (and says so in the log); this wait is only the backstop.
-            self._wait(lambda: self.posted - self.framed <= limit, "flow-control window", 3.0)
-
-    def _wait(self, ready: Any, what: str, grace: float = 0.0) -> None:
-        """Park until ``ready()`` or the stream is aborted (then raise)."""
-        parker = self.parker
-        assert parker is not None, "a channel is used from the thread serving it"
-        self.waiter = parker
-        deadline = time.monotonic() + self.session.wait_timeout + grace
-        try:
-            while not ready():
-                if self.aborted is not None:
-                    raise StreamClosed("the stream was reset", self.aborted)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.reset(ErrorCodes.CANCEL)
-                    session = self.session
-                    session.worker.log.info(
-                        "HTTP/2 stream %d from %s waited %gs for the %s: reset",
-                        self.stream_id,
-                        session.peer_ip,
-                        session.wait_timeout,
-                        what,
-                    )
-                    raise StreamClosed(f"timed out waiting for the {what}")
-                parker.park(remaining)
-        finally:
-            self.waiter = None
+LINGER, LINGER_BYTES = 1.0, 4 << 20  # reading on after GOAWAY: at most this long, this much
 
 
 class H2Session:
@@ -217,6 +57,8 @@ class H2Session:
         self.wait_timeout = float(worker.cfg.timeout or 30)
         self.idle_since = self.last_sent = time.monotonic()
         self.closed = False
+        self.lingering_until: float | None = None  # set once GOAWAY is out, see linger()
+        self.lingered = 0
         self.want_write = False
 
     def environ_builder(self) -> EnvironBuilder:
@@ -264,6 +106,9 @@ class H2Session:
         number of times, to stay fair to other connections) instead of
         going back to the selector for each one.
         """
+        if self.lingering_until is not None:
+            self._discard()
+            return
         parts: list[bytes] = []
         for _ in range(READS_PER_EVENT):
             try:
@@ -466,7 +311,7 @@ class H2Session:
 
     def flush(self, now: float) -> None:
         """Frame what is queued and write it: once per loop turn."""
-        if self.closed:
+        if self.closed or self.lingering_until is not None:
             return
         core = self.core
         for sid in core.flush(now):
@@ -483,7 +328,7 @@ class H2Session:
         if self.channels or core.open_streams:
             self.idle_since = now
         elif core.finished and not self.out:
-            self.close()
+            self.linger(now)
 
     def write(self, fresh: bytes | None = None) -> None:
         """Send ``out`` (or ``fresh`` bytes when ``out`` is empty); what the
@@ -523,6 +368,10 @@ class H2Session:
         """Once a second: flow-control timeouts, keep-alive, shutdown."""
         if self.closed:
             return
+        if self.lingering_until is not None:
+            if now >= self.lingering_until or not self.worker.alive:
+                self.close()
+            return
         self.dispatch(self.core.expire(now, self.wait_timeout))
         if self.out and now - self.last_sent >= self.wait_timeout:
             self.worker.log.info(
@@ -541,6 +390,39 @@ class H2Session:
         ):
             self.core.start_shutdown()  # keepalive: idle connections get GOAWAY
         self.worker.mark_dirty(self)
+
+    def linger(self, now: float) -> None:
+        """The connection is done and its last bytes (GOAWAY) are with the
+        kernel: send FIN, but read on for a moment before closing.
+
+        Closing a socket that still has unread input makes the kernel send
+        a TCP reset, and a peer that was still sending (a flood, a request
+        racing our GOAWAY) may then lose our GOAWAY before reading it. A
+        stopping worker closes at once, as before."""
+        if not self.worker.alive:
+            self.close()
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)  # (an SSLSocket drops its TLS state here)
+        except OSError:
+            self.close()
+            return
+        self.lingering_until = now + LINGER
+
+    def _discard(self) -> None:
+        """Read and drop what the peer still sends; close at its EOF, or
+        once it sent LINGER_BYTES."""
+        for _ in range(READS_PER_EVENT):
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (ssl.SSLError, BlockingIOError):
+                return
+            except OSError:
+                data = b""
+            self.lingered += len(data)
+            if not data or self.lingered >= LINGER_BYTES:
+                self.close()
+                return
 
     def close(self) -> None:
         if self.closed:

@@ -4,13 +4,14 @@ and the worker goes on serving."""
 
 from __future__ import annotations
 
+import socket
 import struct
 
 import pytest
 from h2.errors import ErrorCodes
-from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame, WindowUpdateFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, SettingsFrame, WindowUpdateFrame
 
-from .util import PREFACE, H2Client, h1_request, summary
+from .util import PREFACE, FrameReader, H2Client, h1_request, summary
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +159,28 @@ def test_oversized_frame_header_gets_frame_size_error(srv, worker, name):
 
 def test_bad_hpack_is_a_compression_error(srv, worker):
     _expect_goaway(srv, worker, _bad_hpack(), {"COMPRESSION_ERROR"})
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["h2c", "tls"])
+def test_goaway_reaches_a_client_that_is_still_sending(srv, tls_srv, tls_files, secure):
+    """After a connection error the worker sends GOAWAY, then FIN, and reads
+    on for a moment: a client still writing (here 1 MiB right behind the bad
+    frame) reads the GOAWAY and a clean end, not a TCP reset, which can
+    destroy the GOAWAY before the client reads it."""
+    server = tls_srv if secure else srv
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    if secure:
+        context = tls_files.client_context(alpn=["h2"])
+        sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
+    reader, frames = FrameReader(), []
+    with sock:
+        bad_ping, _ = GARBAGE["ping-bad-length"]
+        sock.sendall(PREFACE + _frame(SettingsFrame(0)) + bad_ping)
+        sock.sendall(b"\x00" * (1 << 20))  # (raises if the server reset the connection)
+        while data := sock.recv(65536):  # (raises if the server reset the connection)
+            frames += reader.feed(data)
+    goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+    assert [ErrorCodes(g.error_code).name for g in goaways] == ["FRAME_SIZE_ERROR"]
 
 
 def test_bad_preface_over_tls_h2(tls_srv, tls_files):
