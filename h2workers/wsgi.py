@@ -192,6 +192,7 @@ class WSGIStream:
         self._length: int | None = None
         self._no_body = False
         self._head_sent = False
+        self._ended = False  # the stream's end (END_STREAM or trailers) was handed over
         self._trailers: list[Header] | None = None
         self.error: BaseException | None = None  # what _fail() caught, for the error log
         expect = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
@@ -301,6 +302,7 @@ class WSGIStream:
             self.channel.send_body(b"", True)
         if trailers is not None:
             self.channel.send_trailers(trailers)
+        self._ended = True
 
     def _within_length(self, data: bytes) -> bytes:
         """Drop body bytes that must not be sent (HEAD, 204/304, past content-length)."""
@@ -317,6 +319,8 @@ class WSGIStream:
     def _fail(self) -> None:
         """The app (or its response) failed: 500 if we still can, else reset."""
         self.error = sys.exc_info()[1]
+        if self._ended:  # e.g. close() raised: the response is whole, only logged
+            return
         if self._head_sent:
             self.channel.reset(ErrorCodes.INTERNAL_ERROR)
             return

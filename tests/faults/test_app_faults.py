@@ -67,6 +67,25 @@ def test_app_fault_costs_its_stream_only(srv, kind):
     assert_serves(srv, worker)
 
 
+def test_close_raising_after_a_queued_response_does_not_cancel_it(srv):
+    """The response is whole, END_STREAM included, but still queued behind a
+    closed connection window when close() raises: it goes out once the
+    window opens; the failure is only logged."""
+    start = len(srv.log())
+    with H2Client(srv.port, timeout=10, auto_ack=False) as client:
+        hog = client.request("/big?mb=1")  # takes the whole connection window
+        client.wait(lambda: len(client.streams[hog].data) >= 65_535, what="the window to fill")
+        sid = client.request("/fault?kind=close-raises")
+        client.wait(lambda: "Error handling request" in srv.log()[start:], what="close() to fail")
+        client.auto_ack = True
+        client.conn.increment_flow_control_window(1 << 21)  # whole hog, then the rest
+        client.conn.increment_flow_control_window(1 << 21, hog)
+        client.flush()
+        state = client.response(sid)
+        assert (state.status, state.reset, bytes(state.data)) == (200, None, b"fine\n")
+        assert client.response(hog).status == 200
+
+
 def test_app_faults_over_http11_cost_the_request_only(srv):
     worker = srv.worker_pid()
     for kind in ("raise", "twice"):
