@@ -187,13 +187,14 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False
         expired: dict[str, list[Any]] = {}
+        stale: list[Any] = []
         for conn in list(self.conns):
             if isinstance(conn, H2Session):
                 conn.tick(now)
             elif isinstance(conn, (_Pending, H1Connection)) and 0 < conn.deadline <= now:
                 if isinstance(conn, _Pending) or conn.initial:
                     expired.setdefault(self._unfinished(conn), []).append(conn.peer)
-                self._drop(conn)
+                stale.append(conn)
         for what, peers in expired.items():  # one line a tick, however many clients
             self.log.info(
                 "%d %s not complete after %gs, closed (from %s%s)",
@@ -203,6 +204,8 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
                 peers[0][0] if isinstance(peers[0], tuple) else "-",
                 " and others" if len(peers) > 1 else "",
             )
+        for conn in stale:  # after the log line: a client that sees the close finds it
+            self._drop(conn)
 
     def _unfinished(self, conn: Any) -> str:
         if isinstance(conn, H1Connection):
