@@ -112,7 +112,7 @@ class EagerFrameBuffer(FrameBuffer):
     max_header_block = 1 << 20  # set by the core from http2_max_header_list_size
 
     def __next__(self) -> Frame:
-        data: bytes = getattr(self, "_data", None) or getattr(self, "data", b"") or b""
+        data: bytearray = self._data  # h2 4.3+: consumed frames are deleted in place
         if len(data) >= 9:
             length = int.from_bytes(data[:3], "big")
             if length > self.max_frame_size:
@@ -122,7 +122,7 @@ class EagerFrameBuffer(FrameBuffer):
             if data[3] == SETTINGS_TYPE and data[4] & ACK and length:  # RFC 9113 6.5
                 raise FrameTooLargeError("SETTINGS ACK with a payload")
             window_update = data[3] == WINDOW_UPDATE_TYPE and length == 4 and len(data) >= 13
-            if window_update and isinstance(data, bytearray):
+            if window_update:
                 data[9] &= 0x7F  # RFC 9113 6.9: the reserved bit is ignored
             if data[3] == DATA_TYPE:
                 plain = self._plain_data(data, length)
@@ -134,19 +134,19 @@ class EagerFrameBuffer(FrameBuffer):
             frame.__class__ = quiet
         return frame
 
-    def _plain_data(self, data: bytes | bytearray, length: int) -> QuietDataFrame | None:
+    def _plain_data(self, data: bytearray, length: int) -> QuietDataFrame | None:
         """A whole unpadded DATA frame, parsed with one copy of its payload.
 
         hyperframe's generic parse (header object, flag set, padding mixin,
         two copies) is a third of h2's cost per DATA frame. Anything less
-        plain (padding, stream 0, inside a header block, h2 before 4.4 with
-        its bytes buffer) goes the generic way and fails there as before.
+        plain (padding, stream 0, inside a header block) goes the generic
+        way and fails there as before.
         """
         end = 9 + length
         if len(data) < end or data[4] & PADDED or self._headers_buffer:
             return None
         stream_id = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
-        if not stream_id or not isinstance(data, bytearray):
+        if not stream_id:
             return None
         with memoryview(data) as view:
             payload = view[9:end].tobytes()
@@ -306,7 +306,7 @@ class ServerConnection(H2Connection):
         self._inbound_flow_control_window_manager.window_consumed(size)
         stream._inbound_window_manager.window_consumed(size)
         stream._actual_content_length += size
-        event = DataReceived.__new__(DataReceived)  # h2 4.1 takes no arguments, 4.2+ requires them
+        event = DataReceived.__new__(DataReceived)  # all four fields set below
         event.stream_id = frame.stream_id
         event.data = frame.data
         event.flow_controlled_length = size
