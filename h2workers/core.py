@@ -112,6 +112,7 @@ class H2Core:
         # Set by the driver while its transport is congested: bodies are
         # queued, not framed, until it clears the flag and flushes again.
         self.hold_output = False
+        self.capped = False  # the last flush stopped at its budget with frames to go
         # PRIORITY frames for streams not opened yet (RFC 9113 5.3 allows it);
         # bounded so a PRIORITY flood cannot grow it.
         self._early_priority: dict[int, h2e.PriorityUpdated] = {}
@@ -407,7 +408,7 @@ class H2Core:
 
     # -- flow control --------------------------------------------------------
 
-    def flush(self, now: float) -> list[int]:
+    def flush(self, now: float, budget: int | None = None) -> list[int]:
         """Frame queued bodies as far as flow control allows.
 
         Streams take turns a frame at a time so one large body cannot starve
@@ -419,9 +420,14 @@ class H2Core:
             return []
         pending = list(self._sending.items())
         max_frame = self._h2.max_outbound_frame_size
+        output = self._h2.output_buffer
+        self.capped = False
         while pending:
             still: list[tuple[int, _Stream]] = []
             for sid, stream in pending:
+                if budget is not None and len(output) >= budget:
+                    self.capped = True  # the rest waits for the next flush
+                    return list(progressed)
                 status = self._send_some(sid, stream, max_frame)
                 if status == _BLOCKED:
                     if stream.out.blocked_since is None:

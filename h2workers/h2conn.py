@@ -455,6 +455,11 @@ class ServerConnection(H2Connection):
         )
         out += data
 
+    @property
+    def output_buffer(self) -> bytearray:
+        """The bytes queued for the peer (h2's own buffer, not a copy)."""
+        return self._data_to_send
+
     def _prepare_for_sending(self, frames: list[Frame]) -> None:
         """h2's method without its per-frame ``assert`` over the frame sizes
         (5% of a small request's time): every frame here comes from h2's own

@@ -368,6 +368,30 @@ def test_response_waits_for_window_and_resumes():
     assert not client.core.is_serving(sid)
 
 
+def test_flush_budget_frames_a_slice_at_a_time():
+    """flush(now, budget) stops once ``budget`` bytes are framed and says so
+    (``capped``); the next flush goes on where it stopped, in order."""
+    raw = RawClient()
+    raw.send(raw.window_update(0, 1 << 20), raw.headers(1, get_request()))
+    raw.send(raw.window_update(1, 1 << 20))
+    raw.read()
+    body = bytes(range(256)) * 400  # 102,400 bytes: 7 frames
+    raw.core.respond(1, 200, [])
+    raw.core.send_body(1, body[:16_384])  # framed at once, as any first small write
+    raw.core.send_body(1, body[16_384:], end_stream=True)
+    slices: list[list[DataFrame]] = []
+    capped = []
+    while not slices or capped[-1]:  # a slice stops at the first frame past the budget
+        raw.core.flush(0.0, budget=40_000)
+        capped.append(raw.core.capped)
+        slices.append(of_type(raw.read(flush=False), DataFrame, 1))
+    assert capped == [True, True, False]
+    assert [[len(f.data) for f in s] for s in slices] == [[16_384] * 3, [16_384] * 3, [4_096]]
+    got = [f for s in slices for f in s]
+    assert b"".join(f.data for f in got) == body
+    assert "END_STREAM" in got[-1].flags
+
+
 def test_expire_resets_only_streams_blocked_long_enough():
     client, sid = blocked_response(70_000, now=10.0, spare=1_000)
     other = client.request()

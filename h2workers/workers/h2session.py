@@ -34,6 +34,7 @@ TLS_RECORD = 16384  # largest TLS plaintext record
 READS_PER_EVENT = 8  # a 64 KiB window of DATA comes as 5 records (frame headers)
 HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
 OUT_HELD = 256 * 1024  # unsent bytes past which no more body is framed
+FLUSH_SLICE = 256 * 1024  # framed per step of a flush
 LINGER, LINGER_BYTES = 1.0, 4 << 20  # reading on after GOAWAY: at most this long, this much
 
 
@@ -314,17 +315,20 @@ class H2Session:
         if self.closed or self.lingering_until is not None:
             return
         core = self.core
-        for sid in core.flush(now):
-            channel = self.channels.get(sid)
-            if channel is not None:
-                channel.framed = channel.applied - core.buffered(sid)
-                channel.wake()
-        data = core.data_to_send()
-        if self.out:
-            self.out += data
-            self.write()
-        elif data:
-            self.write(data)  # nothing waiting: send without copying into ``out``
+        while True:  # a slice at a time: framing more than the kernel takes only copies
+            for sid in core.flush(now, FLUSH_SLICE):
+                channel = self.channels.get(sid)
+                if channel is not None:
+                    channel.framed = channel.applied - core.buffered(sid)
+                    channel.wake()
+            data = core.data_to_send()
+            if self.out:
+                self.out += data
+                self.write()
+            elif data:
+                self.write(data)  # nothing waiting: send without copying into ``out``
+            if not core.capped or self.out or self.closed:
+                break
         if self.channels or core.open_streams:
             self.idle_since = now
         elif core.finished and not self.out:
@@ -357,6 +361,8 @@ class H2Session:
             self.core.hold_output = held
             if not held:
                 self.worker.mark_dirty(self)
+        elif not self.out and self.core.capped:
+            self.worker.mark_dirty(self)  # frames left unframed by the last flush
         want = bool(self.out)
         if want != self.want_write:
             self.want_write = want
