@@ -339,19 +339,27 @@ class H2Core:
     def send_body(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue response body bytes; ``flush`` frames them under flow control.
 
-        A body that fits in one frame and the window, with nothing queued
-        before it, is framed at once (the common small response).
+        A last piece that fits in one frame and the window, with nothing
+        queued before it, is framed at once (the common small response).
+        Other pieces wait for ``flush``, which joins small ones into full
+        frames.
         """
         stream = self._streams.get(stream_id)
         if stream is None:
             return
-        if stream.out.empty and stream_id not in self._sending and not self.hold_output:
+        if (
+            end_stream
+            and stream.out.empty
+            and stream_id not in self._sending
+            and not self.hold_output
+        ):
             size = len(data)
             if size <= self._h2.max_outbound_frame_size and (
                 size <= self._h2.local_flow_control_window(stream_id)
             ):
                 if size or end_stream:
                     self._h2.send_data_frame(stream_id, data, end_stream=end_stream)
+                    stream.out.framed += size
                 if end_stream:
                     self._finish(stream_id)
                 return
@@ -402,6 +410,14 @@ class H2Core:
         """Response bytes queued for a stream and not yet framed."""
         stream = self._streams.get(stream_id)
         return 0 if stream is None else stream.out.buffered
+
+    def outbound(self, stream_id: int) -> Outbound:
+        """A served stream's response queue, whose ``framed`` count a driver
+        may read (from any thread: only the core writes it) to throttle the
+        application's writes. A stream already gone (reset later in the
+        same read: its ``StreamAborted`` follows) gets a detached queue."""
+        stream = self._streams.get(stream_id)
+        return Outbound() if stream is None else stream.out
 
     def is_serving(self, stream_id: int) -> bool:
         return stream_id in self._streams

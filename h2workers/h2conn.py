@@ -235,7 +235,10 @@ class TokenBucket:
         self.tokens = min(self.burst, self.tokens + amount)
 
 
-DATA_REFUND = 4096  # DATA bytes sent that pay for one control frame (a WINDOW_UPDATE)
+# What a DATA frame we send pays back to the control-frame budget: one token
+# (the WINDOW_UPDATE that let it go out: a client with a tiny window credits
+# every frame, and is slow, not hostile) plus one per 4 KiB it carries.
+DATA_REFUND = 4096
 
 
 class ServerConnection(H2Connection):
@@ -448,7 +451,7 @@ class ServerConnection(H2Connection):
         stream.outbound_flow_control_window -= size
         self.outbound_flow_control_window -= size
         if self.controls is not None and size:
-            self.controls.refund(size / DATA_REFUND)  # a download earns its WINDOW_UPDATEs
+            self.controls.refund(1 + size / DATA_REFUND)  # a download earns its WINDOW_UPDATEs
         out = self._data_to_send
         out += _FRAME_HEADER.pack(
             size >> 8, size & 0xFF, 0, END_STREAM if end_stream else 0, stream_id

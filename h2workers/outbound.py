@@ -3,6 +3,12 @@
 The application's commands queue bytes here; the core's ``flush`` takes them
 a frame at a time, as flow control allows. Chunks are kept as handed over and
 taken as memoryview slices, so a body is copied once, into the frame.
+
+``framed`` is the one count of a stream's response bytes that have left for
+the wire, whichever path framed them (at once in ``H2Core.send_body``, or
+later by ``flush``). A driver throttles its writer on "handed over minus
+framed" and must not keep a second count: two counts of the same bytes that
+drifted apart once stalled every download of small pieces after 1 MiB.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ class Outbound:
     chunks: deque[bytes] = field(default_factory=deque)
     offset: int = 0  # bytes of chunks[0] already taken
     buffered: int = 0  # queued bytes not yet taken
+    framed: int = 0  # body bytes framed so far, queued or not (the core writes it)
     end_queued: bool = False
     trailers: list[Header] | None = None
     blocked_since: float | None = None  # when flow control last stopped it
@@ -45,7 +52,24 @@ class Outbound:
         self.end_queued = True
 
     def take(self, limit: int) -> bytes | memoryview:
-        """Up to ``limit`` bytes from the head of the queue (one chunk at most)."""
+        """Up to ``limit`` bytes from the head of the queue.
+
+        A large chunk is sliced without a copy; small chunks (an app
+        yielding 1 KiB at a time) are joined into one frame, instead of a
+        frame header, a send and a flow-control round per piece."""
+        chunks = self.chunks
+        if len(chunks) > 1 and len(chunks[0]) - self.offset < limit:
+            parts: list[bytes | memoryview] = []
+            room = limit
+            while chunks and room > 0:
+                part = self._take_one(room)
+                parts.append(part)
+                room -= len(part)
+            return b"".join(parts)
+        return self._take_one(limit)
+
+    def _take_one(self, limit: int) -> bytes | memoryview:
+        """Up to ``limit`` bytes of the head chunk."""
         chunk = self.chunks[0]
         size = min(len(chunk) - self.offset, limit)
         piece: bytes | memoryview
@@ -59,4 +83,5 @@ class Outbound:
                 self.chunks.popleft()
                 self.offset = 0
         self.buffered -= size
+        self.framed += size
         return piece

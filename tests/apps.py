@@ -8,6 +8,7 @@ iterable's ``close()``) is written as files into ``$H2W_STATE_DIR``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
@@ -130,6 +131,41 @@ def big(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     return (big_chunk(i) for i in range(count))
 
 
+_PATTERN = hashlib.shake_256(b"h2workers pieces").digest(65521)  # a prime length
+
+
+def pieces_body(size: int) -> bytes:
+    """The body of ``/pieces?bytes=size``: position dependent, so a lost,
+    doubled or reordered piece changes its hash."""
+    whole, rest = divmod(size, len(_PATTERN))
+    return _PATTERN * whole + _PATTERN[:rest]
+
+
+def pieces(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``bytes`` of body in pieces of ``piece`` bytes, the shapes real apps
+    produce: a generator (``mode=iter``, the default), ``write()`` calls
+    (``mode=write``) or ``wsgi.file_wrapper`` over a file (``mode=file``,
+    ``piece`` is its block size). ``length=0`` leaves Content-Length out."""
+    query = _query(environ)
+    size, piece = int(query.get("bytes", "0")), max(1, int(query.get("piece", "16384")))
+    body = pieces_body(size)
+    headers = [("Content-Type", "application/octet-stream")]
+    if query.get("length", "1") != "0":
+        headers.append(("Content-Length", str(size)))
+    mode = query.get("mode", "iter")
+    if mode == "file":
+        start_response("200 OK", headers)
+        return environ["wsgi.file_wrapper"](io.BytesIO(body), piece)  # type: ignore[no-any-return]
+    if mode == "write":
+        write = start_response("200 OK", headers)
+        view = memoryview(body)
+        for start in range(0, size, piece):
+            write(bytes(view[start : start + piece]))
+        return []
+    start_response("200 OK", headers)
+    return (body[start : start + piece] for start in range(0, size, piece))
+
+
 def upload_count(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     stream = environ["wsgi.input"]
     digest = hashlib.sha256()
@@ -235,6 +271,7 @@ ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = 
     "/lines": lines,
     "/environ": environ_json,
     "/big": big,
+    "/pieces": pieces,
     "/upload-count": upload_count,
     "/read-then-stall": read_then_stall,
     "/early-hints": early_hints,

@@ -16,6 +16,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import DataReceived
+from h2.settings import Settings
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -204,8 +205,11 @@ class Client:
     ) -> None:
         self.core = H2Core(settings or H2Settings())
         self.conn = H2Connection(H2Configuration(client_side=True, header_encoding=None))
-        if client_settings:
-            self.conn.local_settings.update(client_settings)
+        if client_settings:  # in the preface's SETTINGS (an update() waits for an ACK)
+            self.conn.local_settings = Settings(client=True, initial_values=client_settings)
+            frame_size = self.conn.local_settings.max_frame_size  # h2 reads it in __init__
+            self.conn.max_inbound_frame_size = frame_size
+            self.conn.incoming_buffer.max_frame_size = frame_size
         self.auto_ack = auto_ack
         self.reader = FrameReader()
         self.frames: list[Frame] = []  # frames the server sent in the last exchange

@@ -377,7 +377,7 @@ def test_flush_budget_frames_a_slice_at_a_time():
     raw.read()
     body = bytes(range(256)) * 400  # 102,400 bytes: 7 frames
     raw.core.respond(1, 200, [])
-    raw.core.send_body(1, body[:16_384])  # framed at once, as any first small write
+    raw.core.send_body(1, body[:16_384])  # queued: only a last piece is framed at once
     raw.core.send_body(1, body[16_384:], end_stream=True)
     slices: list[list[DataFrame]] = []
     capped = []
@@ -398,6 +398,7 @@ def test_expire_resets_only_streams_blocked_long_enough():
     client.exchange(now=10.0)
     client.core.respond(other, 200, [])
     client.core.send_body(other, b"queued")  # fits its window: never blocked
+    client.core.flush(10.0)
     assert client.core.expire(14.9, 5.0) == []
     events = client.core.expire(15.0, 5.0)
     assert [(type(e), e.stream_id, e.error_code, e.by_peer) for e in events] == [

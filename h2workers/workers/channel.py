@@ -2,9 +2,9 @@
 
 The app thread reads the request body and hands response commands to the
 stream's ``H2Session`` (which lives on the I/O thread) through the worker's
-mailbox. Each counter has one writer (``posted`` the app thread, ``framed``
-the I/O thread, and so on), so no lock is taken; a thread waiting for body
-bytes or buffer room parks on its own reusable Parker.
+mailbox. Each counter has one writer (``posted`` the app thread, the core's
+``Outbound.framed`` the I/O thread, and so on), so no lock is taken; a thread
+waiting for body bytes or buffer room parks on its own reusable Parker.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from h2.errors import ErrorCodes
 
 from ..errors import StreamClosed
 from ..headers import Header
+from ..outbound import Outbound
 from .threads import Parker
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ class ThreadChannel:
     __slots__ = (
         "aborted",
         "acked",
-        "applied",
         "asked",
         "chunks",
         "credited",
@@ -37,8 +37,8 @@ class ThreadChannel:
         "ended",
         "environ",
         "finished",
-        "framed",
         "needed",
+        "outbound",
         "parker",
         "posted",
         "session",
@@ -47,7 +47,9 @@ class ThreadChannel:
         "waiter",
     )
 
-    def __init__(self, session: H2Session, stream_id: int, ended: bool) -> None:
+    def __init__(
+        self, session: H2Session, stream_id: int, ended: bool, outbound: Outbound
+    ) -> None:
         self.session = session
         self.stream_id = stream_id
         self.chunks: deque[bytes] = deque()
@@ -58,8 +60,9 @@ class ThreadChannel:
         self.environ: dict[str, Any] | None = None  # once the app has it
         self.finished = False  # the app ended or reset the stream (app thread writes)
         self.posted = 0  # response bytes handed over (app thread writes)
-        self.applied = 0  # of those, given to the core (I/O thread writes)
-        self.framed = 0  # of those, framed by the core (I/O thread writes)
+        # The core's queue of this stream: ``outbound.framed`` counts what of
+        # ``posted`` left for the wire (only the I/O thread writes it).
+        self.outbound = outbound
         # Request body accounting, as running totals. App thread: ``taken``
         # (handed to the app), ``needed`` (what its pending read() must have
         # to return), ``asked`` (what it expects to read soon: the window
@@ -151,10 +154,11 @@ class ThreadChannel:
 
     def _throttle(self) -> None:
         limit = self.session.high_water()
-        if self.posted - self.framed > limit:
+        outbound = self.outbound
+        if self.posted - outbound.framed > limit:
             # The core resets a stream stuck on its window after ``timeout``
             # (and says so in the log); this wait is only the backstop.
-            self._wait(lambda: self.posted - self.framed <= limit, "flow-control window", 3.0)
+            self._wait(lambda: self.posted - outbound.framed <= limit, "flow-control window", 3.0)
 
     def _wait(self, ready: Any, what: str, grace: float = 0.0) -> None:
         """Park until ``ready()`` or the stream is aborted (then raise)."""

@@ -167,7 +167,7 @@ class H2Session:
                 self.worker.wake_later(channel)  # enough for the read(), or its end
 
     def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
-        channel = ThreadChannel(self, stream_id, ended)
+        channel = ThreadChannel(self, stream_id, ended, self.core.outbound(stream_id))
         self.channels[stream_id] = channel
         self.worker.count_request()
 
@@ -260,14 +260,16 @@ class H2Session:
             core.send_body(sid, body, end)
         if end:
             self._release(channel)
-        channel.applied += len(body)
+        else:
+            channel.wake()  # its writer may wait for what the core just framed
         self.worker.mark_dirty(self)
 
     def cmd_body(self, channel: ThreadChannel, data: bytes, end: bool) -> None:
         self.core.send_body(channel.stream_id, data, end)
-        channel.applied += len(data)
         if end:
             self._release(channel)
+        else:
+            channel.wake()  # its writer may wait for what the core just framed
         self.worker.mark_dirty(self)
 
     def cmd_informational(self, stream_id: int, status: int, headers: list[Header]) -> None:
@@ -319,8 +321,7 @@ class H2Session:
             for sid in core.flush(now, FLUSH_SLICE):
                 channel = self.channels.get(sid)
                 if channel is not None:
-                    channel.framed = channel.applied - core.buffered(sid)
-                    channel.wake()
+                    channel.wake()  # room below its high-water mark, perhaps
             data = core.data_to_send()
             if self.out:
                 self.out += data

@@ -108,10 +108,15 @@ class Mailbox:
             pass
 
     def run_all(self) -> None:
-        """Run every queued command (I/O thread only, every loop turn)."""
+        """Run the commands queued so far (I/O thread only, every loop turn).
+
+        Commands posted meanwhile wait for the next turn (their post wrote
+        a wake-up byte, so the selector does not block): an app that writes
+        without pause must not keep the loop from its tick, whose heartbeat
+        keeps the arbiter from killing the worker."""
         self._wake_due = False  # before draining: a later post must write again
         commands = self._commands
-        while commands:
+        for _ in range(len(commands)):
             command, args = commands.popleft()
             command(*args)
 

@@ -6,17 +6,20 @@ SETTINGS one more per 8 entries). When the bucket is empty: GOAWAY
 (ENHANCE_YOUR_CALM) and the connection closes, so the ACKs a flood earns
 are bounded by the budget. A second server refills 100 tokens a second: a
 client that pings at that rate is never cut off. DATA the server sends
-earns its client's WINDOW_UPDATEs back (one token per 4 KiB).
+earns its client's WINDOW_UPDATEs back (one token per frame, one more per
+4 KiB), so a client with a tiny window is slow, never "a flood".
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import time
 
 import pytest
 from hyperframe.frame import PingFrame, PriorityFrame, SettingsFrame
 
+from tests.apps import big_sha256
 from tests.attacks.support import (
     PREFACE,
     FrameReader,
@@ -33,6 +36,7 @@ from tests.attacks.support import (
     summary,
     window_update,
 )
+from tests.e2e.util import nghttp_get
 
 BUDGET = 50
 FLOOD = 1000
@@ -180,3 +184,15 @@ def test_download_earns_its_window_updates(srv):
         assert not client.goaways(), [summary(g) for g in client.goaways()]
         assert client.get("/hello").status == 200
     assert srv.worker_pid() == worker
+
+
+@pytest.mark.parametrize("window_bits", [8, 10])
+def test_a_tiny_window_is_slow_not_a_flood(srv, tmp_path, window_bits):
+    """nghttp with a 255- or 1,023-byte stream window credits every few
+    hundred bytes: 1 MiB takes thousands of WINDOW_UPDATEs against a budget
+    of 50 with no refill. Each lets a DATA frame out, which pays it back, so
+    the download completes instead of ending in GOAWAY(ENHANCE_YOUR_CALM)."""
+    seen = len(srv.log())
+    body = nghttp_get(f"{srv.url}/big?mb=1", f"-w{window_bits}", "-W16")
+    assert hashlib.sha256(body).hexdigest() == big_sha256(1)
+    assert "ENHANCE_YOUR_CALM" not in srv.log()[seen:]

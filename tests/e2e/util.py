@@ -467,6 +467,16 @@ def run_tool(cmd: Sequence[str], timeout: float = 60.0) -> subprocess.CompletedP
     return subprocess.run([tool, *cmd[1:]], capture_output=True, text=True, timeout=timeout)
 
 
+def nghttp_get(url: str, *args: str, timeout: float = 60.0) -> bytes:
+    """The body nghttp receives for ``url`` (asserting it exited cleanly)."""
+    tool = shutil.which("nghttp")
+    if tool is None:
+        raise AssertionError("nghttp is not installed")
+    out = subprocess.run([tool, *args, url], capture_output=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+    return out.stdout
+
+
 def curl(*args: str, ca: Any = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     cmd = ["curl", "-sS", "--max-time", str(int(timeout))]
     if ca is not None:
