@@ -32,6 +32,9 @@ if str(REPO) not in sys.path:  # so tests can import tests.apps
     sys.path.insert(0, str(REPO))
 
 WORKER = "h2workers.GThreadH2"
+# Every worker class that exists: the interop and real-app suites run against
+# each (a new driver joins them here).
+WORKERS = [WORKER]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 PORT_TRIES = 5

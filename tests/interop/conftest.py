@@ -1,0 +1,40 @@
+"""Servers and clients for the interop suite.
+
+``WORKERS`` lists every worker class that exists: each new driver joins the
+matrix by being added here, not by copying tests. Every (worker, transport)
+pair gets one server per module: TLS with ALPN, and h2c prior knowledge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.apps import pieces_body
+from tests.conftest import WORKERS, Server, ServerFactory
+
+TRANSPORTS = ["tls", "h2c"]
+APP = "tests.interop.app:app"
+
+
+@pytest.fixture(scope="module", params=[(w, t) for w in WORKERS for t in TRANSPORTS],
+                ids=lambda p: f"{p[0].rsplit('.', 1)[-1]}-{p[1]}")  # fmt: skip
+def srv(request: pytest.FixtureRequest, module_server: ServerFactory) -> Server:
+    worker, transport = request.param
+    return module_server(
+        worker=worker, tls=transport == "tls", app=APP, threads=8,
+        args=["--access-logfile", "-", "--timeout", "60"],
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """Upload bodies by size, written once (the same bytes /pieces serves)."""
+    directory = tmp_path_factory.mktemp("payloads")
+    files = {}
+    for size in (1, 1 << 20, 16 << 20, 100 << 20):
+        path = directory / f"body-{size}.bin"
+        path.write_bytes(pieces_body(size))
+        files[size] = path
+    return files
