@@ -403,8 +403,17 @@ class H2Core:
         if stream is not None and stream.request_open:
             stream.owed += nbytes
             if stream.owed >= self._stream_step:
-                self._h2.increment_flow_control_window(stream.owed, sid)
+                self._reopen(sid, stream.owed)
                 stream.owed = 0
+
+    def _reopen(self, sid: int, nbytes: int) -> None:
+        """Stream WINDOW_UPDATE, unless h2 closed the stream meanwhile:
+        events are translated after h2 read a whole batch, so a later frame
+        of the same read (END_STREAM, RST_STREAM) may have closed it."""
+        try:
+            self._h2.increment_flow_control_window(nbytes, sid)
+        except ProtocolError:  # StreamClosedError
+            pass
 
     def buffered(self, stream_id: int) -> int:
         """Response bytes queued for a stream and not yet framed."""

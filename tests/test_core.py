@@ -791,3 +791,16 @@ def test_host_header_matching_authority_or_standing_in_for_it_is_accepted():
     assert same.authority == b"example.com"
     no_authority = [h for h in get_request() if h[0] != b":authority"]
     assert parse_request([*no_authority, (b"host", b"h.example")]).authority == b"h.example"
+
+
+def test_padding_credit_on_a_stream_reset_later_in_the_same_read():
+    """Events are translated after h2 read the whole batch: by the time the
+    padding of the first frames is credited, the client's RST_STREAM at the
+    end of the same read has closed the stream. No stream WINDOW_UPDATE
+    then, and no crash (it killed the worker)."""
+    raw = RawClient()
+    raw.send(raw.headers(1, POST, end_stream=False))
+    frames = [raw.data(1, b"p", pad=255) for _ in range(65)]  # 16,640 bytes of credit
+    events = raw.send(*frames, RstStreamFrame(1, error_code=CANCEL))
+    assert [type(e) for e in events] == [ev.RequestData] * 65 + [ev.StreamAborted]
+    assert of_type(raw.read(), WindowUpdateFrame, 1) == []

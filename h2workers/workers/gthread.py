@@ -101,7 +101,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         self.selector = selectors.DefaultSelector()
-        self.mailbox = Mailbox()
+        self.mailbox = Mailbox(self._command_failed)
         self.pool = ThreadPool(max(1, self.cfg.threads), self._job_failed)
         self.base_environ = worker_environ(self.cfg)
         self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
@@ -346,10 +346,14 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
 
     def _session_handler(self, session: H2Session) -> Callable[[int], None]:
         def handle(mask: int) -> None:
-            if mask & READ:
-                session.on_readable()
-            if mask & WRITE and not session.closed:
-                session.write()
+            try:
+                if mask & READ:
+                    session.on_readable()
+                if mask & WRITE and not session.closed:
+                    session.write()
+            except Exception:  # a bug of ours: it costs this connection, not the worker
+                self.log.exception("Internal error on HTTP/2 connection from %s", session.peer)
+                session.close()
 
         return handle
 
@@ -478,6 +482,9 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
     def _maybe_resume_accepting(self) -> None:
         if self.alive and not self.accepting and len(self.conns) < self.cfg.worker_connections:
             self._set_accepting(True)
+
+    def _command_failed(self, exc: BaseException) -> None:
+        self.log.error("Internal error running a stream's command", exc_info=exc)
 
     def _job_failed(self, exc: BaseException) -> None:
         self.log.error("Unexpected error in a pool thread", exc_info=exc)

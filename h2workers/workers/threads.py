@@ -80,7 +80,8 @@ class ThreadPool:
 class Mailbox:
     """Commands from pool threads to the I/O thread, with a selector wake-up."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
+        self._on_error = on_error
         self._commands: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
@@ -118,7 +119,10 @@ class Mailbox:
         commands = self._commands
         for _ in range(len(commands)):
             command, args = commands.popleft()
-            command(*args)
+            try:
+                command(*args)
+            except Exception as exc:  # a bug of ours must not stop the I/O thread
+                self._on_error(exc)
 
     def close(self) -> None:
         for fd in (self._read_fd, self._write_fd):
