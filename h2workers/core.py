@@ -19,6 +19,7 @@ because the response modules hand over lowercase, checked headers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import h2.events as h2e
@@ -43,6 +44,31 @@ from .headers import Header, RequestHead, parse_request, parse_trailers
 from .outbound import Outbound
 
 _DONE, _MORE, _BLOCKED = 0, 1, 2
+
+
+_STATE_ERROR = re.compile(
+    r"Invalid input (?:Connection|Stream)Inputs\.(RECV|SEND)_(\w+) in state "
+    r"(?:Connection|Stream)State\.(\w+)"
+)
+_STATES = {
+    "IDLE": "a stream it never opened",
+    "CLOSED": "a closed stream",
+    "HALF_CLOSED_REMOTE": "a stream it had already ended",
+    "RESERVED_REMOTE": "a stream reserved by a push",
+    "RESERVED_LOCAL": "a stream reserved by a push",
+}
+
+
+def plain_reason(exc: Exception) -> str:
+    """What the peer did, in an operator's words: h2 words a frame that the
+    stream's state forbids as its state machine's input ("Invalid input
+    ConnectionInputs.RECV_RST_STREAM in state ConnectionState.IDLE")."""
+    text = str(exc)
+    match = _STATE_ERROR.search(text)
+    if match is None or match[1] != "RECV":
+        return text
+    where = _STATES.get(match[3], f"a stream in state {match[3].lower().replace('_', ' ')}")
+    return f"the client sent {match[2]} on {where}"  # the input is named after the frame
 
 
 def _error_code(code: int | None, default: ErrorCodes) -> ErrorCodes:
@@ -177,7 +203,7 @@ class H2Core:
         try:
             h2_events = self._h2.receive_data(data)
         except ProtocolError as exc:
-            return self._terminate(ErrorCodes(exc.error_code), str(exc), by_peer=False)
+            return self._terminate(ErrorCodes(exc.error_code), plain_reason(exc), by_peer=False)
         out: list[ev.Event] = []
         try:
             for event in h2_events:

@@ -59,6 +59,12 @@ class Channel(Protocol):
 
 
 _WHOLE_BODY = 1 << 62  # read() with no size wants everything
+# A response ready in one piece (a 405 or 413 to an upload) first reads and
+# drops up to this much of the request body still coming. RFC 9113 8.1 lets
+# the server answer at once and reset the upload with RST_STREAM(NO_ERROR),
+# but curl 7.88 stops uploading once it sees the response and reports that
+# reset as a failed transfer; Gunicorn 27 reads the body before the app runs.
+DRAIN_LIMIT = 1 << 20
 
 
 class RequestBody:
@@ -126,6 +132,19 @@ class RequestBody:
         while self._size < size and self._fill(size - self._size, ahead):
             ahead = 0  # asked once per read: the horizon stays where it was
         return self._take(min(size, self._size))
+
+    def drain(self, limit: int) -> None:
+        """Read and drop the rest of the body, up to ``limit`` bytes; not when
+        ``Expect: 100-continue`` was never answered (the app refused the
+        body: the client must not be asked for it)."""
+        if self._on_first_read is not None:
+            return
+        self._chunks.clear()
+        self._size = 0
+        while limit > 0 and self._fill(limit, limit):
+            limit -= self._size
+            self._chunks.clear()
+            self._size = 0
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = size if size is not None and size >= 0 else sys.maxsize
@@ -296,6 +315,7 @@ class WSGIStream:
             )
         trailers = self._trailers
         if not self._head_sent:
+            self.environ["wsgi.input"].drain(DRAIN_LIMIT)
             self._head_sent = True
             self.channel.send_head(code, self._block, body, trailers is None)
         elif trailers is None:

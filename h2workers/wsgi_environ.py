@@ -100,6 +100,11 @@ def worker_environ(cfg: Any) -> dict[str, Any]:
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
         "wsgi.input_terminated": True,
+        # Over HTTP/2 the socket carries every stream of the connection and
+        # belongs to the I/O thread (an SSL socket must not be used from two
+        # threads): an app writing to it would corrupt the connection, so
+        # apps see None here (Gunicorn's own HTTP/1.1 path sets the socket).
+        "gunicorn.socket": None,
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
         "SERVER_PROTOCOL": "HTTP/2.0",
     }
@@ -160,7 +165,10 @@ class EnvironBuilder:
         environ["QUERY_STRING"] = req.query
         environ["HTTP_VERSION"] = "2"
         if head.authority is not None:
-            environ["HTTP_HOST"] = head.authority.decode("latin-1")
+            host = head.authority.decode("latin-1")
+            if "HTTP_HOST" not in environ:  # the access log's %({host}i)s, as over HTTP/1.1
+                req.headers.append(("HOST", host))
+            environ["HTTP_HOST"] = host
         if self.unix_server and "HTTP_HOST" in environ:
             self._server_from_host(environ, scheme)
         self._set_paths(environ, req.path)

@@ -119,6 +119,8 @@ def environ_json(environ: dict[str, Any], start_response: StartResponse) -> Iter
     for key in ("gunicorn.http2.priority_weight", "gunicorn.http2.priority_depends_on"):
         out[key] = environ.get(key)
     out["body_length"] = len(body)
+    if query.get("socket"):
+        out["gunicorn.socket"] = type(environ.get("gunicorn.socket", "missing")).__name__
     return _json(start_response, out)
 
 

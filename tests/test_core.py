@@ -804,3 +804,15 @@ def test_padding_credit_on_a_stream_reset_later_in_the_same_read():
     events = raw.send(*frames, RstStreamFrame(1, error_code=CANCEL))
     assert [type(e) for e in events] == [ev.RequestData] * 65 + [ev.StreamAborted]
     assert of_type(raw.read(), WindowUpdateFrame, 1) == []
+
+
+def test_a_frame_on_an_idle_stream_is_logged_in_plain_words():
+    """HAProxy sends RST_STREAM on a stream it never opened: the GOAWAY is
+    PROTOCOL_ERROR, and the reason says what the peer did, not h2's state
+    machine input."""
+    raw = RawClient()
+    events = raw.send(RstStreamFrame(1, error_code=CANCEL))
+    ended = [e for e in events if isinstance(e, ev.ConnectionEnded)]
+    assert [(e.error_code, e.reason) for e in ended] == [
+        (PROTOCOL_ERROR, "the client sent RST_STREAM on a stream it never opened")
+    ]

@@ -188,3 +188,22 @@ def test_access_log_line_for_h2(srv):
     assert re.sub(r"\[.*?\]|from=h\d|HTTP/[\d.]+", "", line) == re.sub(
         r"\[.*?\]|from=h\d|HTTP/[\d.]+", "", h1_lines[0]
     )
+
+
+def test_access_log_host_is_the_authority_and_gunicorn_socket_is_none(server, tmp_path):
+    """``%({host}i)s`` shows the :authority, as Gunicorn logs Host; and
+    ``gunicorn.socket`` is present but None over HTTP/2 (the socket is the
+    connection's, not the stream's)."""
+    log = tmp_path / "access.log"
+    srv = server(tls=False, args=["--access-logfile", str(log),
+                                  "--access-logformat", "host=%({host}i)s %(r)s"])  # fmt: skip
+    with H2Client(srv.port) as client:
+        environ = client.get("/environ?socket=1").json()
+    assert environ["gunicorn.socket"] == "NoneType"
+    assert h1_request(srv.port, "/environ?socket=1").json()["gunicorn.socket"] == "socket"
+    line = f'host={environ["HTTP_HOST"]} GET /environ?socket=1 HTTP/2.0'
+    wait_for_file(log)
+    deadline = time.monotonic() + 10
+    while line not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
