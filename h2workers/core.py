@@ -47,15 +47,13 @@ _DONE, _MORE, _BLOCKED = 0, 1, 2
 
 
 _STATE_ERROR = re.compile(
-    r"Invalid input (?:Connection|Stream)Inputs\.(RECV|SEND)_(\w+) in state "
+    r"Invalid input (?:Connection|Stream)Inputs\.RECV_(\w+) in state "
     r"(?:Connection|Stream)State\.(\w+)"
 )
 _STATES = {
     "IDLE": "a stream it never opened",
     "CLOSED": "a closed stream",
     "HALF_CLOSED_REMOTE": "a stream it had already ended",
-    "RESERVED_REMOTE": "a stream reserved by a push",
-    "RESERVED_LOCAL": "a stream reserved by a push",
 }
 
 
@@ -65,10 +63,10 @@ def plain_reason(exc: Exception) -> str:
     ConnectionInputs.RECV_RST_STREAM in state ConnectionState.IDLE")."""
     text = str(exc)
     match = _STATE_ERROR.search(text)
-    if match is None or match[1] != "RECV":
+    if match is None:
         return text
-    where = _STATES.get(match[3], f"a stream in state {match[3].lower().replace('_', ' ')}")
-    return f"the client sent {match[2]} on {where}"  # the input is named after the frame
+    where = _STATES.get(match[2], f"a stream in state {match[2].lower().replace('_', ' ')}")
+    return f"the client sent {match[1]} on {where}"  # the input is named after the frame
 
 
 def _error_code(code: int | None, default: ErrorCodes) -> ErrorCodes:
@@ -383,11 +381,9 @@ class H2Core:
             if size <= self._h2.max_outbound_frame_size and (
                 size <= self._h2.local_flow_control_window(stream_id)
             ):
-                if size or end_stream:
-                    self._h2.send_data_frame(stream_id, data, end_stream=end_stream)
-                    stream.out.framed += size
-                if end_stream:
-                    self._finish(stream_id)
+                self._h2.send_data_frame(stream_id, data, end_stream=True)
+                stream.out.framed += size
+                self._finish(stream_id)
                 return
         stream.out.queue(data, end_stream)
         self._sending[stream_id] = stream
