@@ -437,11 +437,6 @@ class H2Core:
         except ProtocolError:  # StreamClosedError
             pass
 
-    def buffered(self, stream_id: int) -> int:
-        """Response bytes queued for a stream and not yet framed."""
-        stream = self._streams.get(stream_id)
-        return 0 if stream is None else stream.out.buffered
-
     def outbound(self, stream_id: int) -> Outbound:
         """A served stream's response queue, whose ``framed`` count a driver
         may read (from any thread: only the core writes it) to throttle the

@@ -215,7 +215,9 @@ class WSGIStream:
         self._trailers: list[Header] | None = None
         self.error: BaseException | None = None  # what _fail() caught, for the error log
         expect = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
-        environ["wsgi.input"] = RequestBody(channel, self._continue if expect else None)
+        # Kept here too: middleware may replace environ["wsgi.input"].
+        self._input = RequestBody(channel, self._continue if expect else None)
+        environ["wsgi.input"] = self._input
         environ["wsgi.early_hints"] = self.early_hints
         environ["gunicorn.http2.send_trailers"] = self.send_trailers
         environ["gunicorn.http2.priority_weight"] = req.priority_weight
@@ -315,7 +317,7 @@ class WSGIStream:
             )
         trailers = self._trailers
         if not self._head_sent:
-            self.environ["wsgi.input"].drain(DRAIN_LIMIT)
+            self._input.drain(DRAIN_LIMIT)
             self._head_sent = True
             self.channel.send_head(code, self._block, body, trailers is None)
         elif trailers is None:

@@ -356,7 +356,7 @@ def test_response_waits_for_window_and_resumes():
     data = of_type(client.frames, DataFrame, sid)
     assert [len(f.data) for f in data] == [16_384] * 3 + [16_383]
     assert not any("END_STREAM" in f.flags for f in data)
-    assert client.core.buffered(sid) == 100_000 - 65_535
+    assert client.core.outbound(sid).buffered == 100_000 - 65_535
     assert client.core.flush(1.0) == []
     client.exchange(now=1.0)
     assert client.frames == []
@@ -364,7 +364,7 @@ def test_response_waits_for_window_and_resumes():
     data = open_window(client, sid, 40_000, 3.0)
     assert sum(len(f.data) for f in data) == 100_000 - 85_535
     assert ["END_STREAM" in f.flags for f in data] == [False] * (len(data) - 1) + [True]
-    assert client.core.buffered(sid) == 0
+    assert client.core.outbound(sid).buffered == 0
     assert not client.core.is_serving(sid)
 
 
@@ -447,7 +447,7 @@ def test_client_reset_aborts_only_that_stream():
     events, _ = client.exchange()
     assert events == [ev.StreamAborted(doomed, CANCEL, by_peer=True)]
     client.core.send_body(doomed, b"ignored", end_stream=True)
-    assert client.core.buffered(doomed) == 0
+    assert client.core.outbound(doomed).buffered == 0
     client.core.respond(other, 200, [])
     client.core.send_body(other, b"ok", end_stream=True)
     _, events = client.exchange()

@@ -260,16 +260,14 @@ class H2Session:
             core.send_body(sid, body, end)
         if end:
             self._release(channel)
-        else:
-            channel.wake()  # its writer may wait for what the core just framed
         self.worker.mark_dirty(self)
 
     def cmd_body(self, channel: ThreadChannel, data: bytes, end: bool) -> None:
+        # A piece that does not end the stream is only queued: ``flush``
+        # frames it and wakes a writer waiting for room.
         self.core.send_body(channel.stream_id, data, end)
         if end:
             self._release(channel)
-        else:
-            channel.wake()  # its writer may wait for what the core just framed
         self.worker.mark_dirty(self)
 
     def cmd_informational(self, stream_id: int, status: int, headers: list[Header]) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Server, TLSFiles
+from tests.e2e.util import nghttp_get
 
 HERE = Path(__file__).resolve().parent
 Result = dict[str, Any]
@@ -201,8 +202,7 @@ class Nghttp(Client):
         self.most = most  # the largest body worth its time (a tiny window is slow)
 
     def get(self, srv: Server, url: str) -> Result:
-        out = _run(["nghttp", *self.flags, url])
-        return {**_digest(out.stdout), "status": 200}
+        return {**_digest(nghttp_get(url, *self.flags, timeout=180)), "status": 200}
 
     download = get
 
