@@ -15,7 +15,7 @@ __all__ = ["GThreadH2", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name == "GThreadH2":
-        from .workers.gthread import GThreadH2
+        from h2workers.drivers.gthread.worker import GThreadH2
 
         return GThreadH2
     raise AttributeError(name)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from h2workers.errors import ConfigError
 
 MAX_WINDOW = 2**31 - 1
 CLEARTEXT_MODES = ("off", "prior-knowledge", "upgrade", "both")

@@ -30,9 +30,9 @@ from hyperframe.frame import (
 )
 from hypothesis import strategies as st
 
-from h2workers import events as ev
 from h2workers.config import H2Settings
-from h2workers.core import H2Core
+from h2workers.proto import events as ev
+from h2workers.proto.core import H2Core
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PROTOCOL_ERROR = ErrorCodes.PROTOCOL_ERROR

@@ -1,4 +1,4 @@
-"""Socket-free tests of the sans-I/O HTTP/2 core (h2workers.core.H2Core)."""
+"""Socket-free tests of the sans-I/O HTTP/2 core (h2workers.proto.core.H2Core)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hyperframe.frame import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from h2workers import events as ev
 from h2workers.config import MAX_WINDOW, H2Settings
+from h2workers.proto import events as ev
 from tests.frames import (
     APP_ACTIONS,
     CONNECTION_ERRORS,
@@ -785,7 +785,7 @@ def test_many_tiny_continuation_frames_are_a_flood():
 
 
 def test_host_header_matching_authority_or_standing_in_for_it_is_accepted():
-    from h2workers.headers import parse_request
+    from h2workers.proto.headers import parse_request
 
     same = parse_request([*get_request(), (b"host", b"EXAMPLE.com")])
     assert same.authority == b"example.com"

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from h2workers.config import MAX_WINDOW
-from h2workers.outbound import Outbound
+from h2workers.proto.outbound import Outbound
 from tests.apps import pieces_body
 from tests.frames import Client
 

@@ -1,4 +1,4 @@
-"""h2workers.h2conn's hot paths give h2's results: same bytes out, same events,
+"""h2workers.proto.machine's hot paths give h2's results: same bytes out, same events,
 same state, same errors.
 
 Each hot path does h2's checks and state changes without h2's generic frame
@@ -19,7 +19,7 @@ from h2.exceptions import FlowControlError, FrameTooLargeError, ProtocolError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from h2workers.h2conn import (
+from h2workers.proto.machine import (
     EagerFrameBuffer,
     ServerConnection,
     TokenBucket,

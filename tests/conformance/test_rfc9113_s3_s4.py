@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from h2workers import events as ev
 from h2workers.config import H2Settings
+from h2workers.proto import events as ev
 
 from .util import (
     ACK,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from h2workers import events as ev
 from h2workers.config import H2Settings
+from h2workers.proto import events as ev
 
 from .util import (
     CANCEL,

@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from h2workers import events as ev
 from h2workers.config import H2Settings
+from h2workers.proto import events as ev
 
 from .util import (
     DEFAULT_MAX_FRAME,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from h2workers import events as ev
+from h2workers.proto import events as ev
 
 from .util import (
     ENABLE_PUSH,

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import hpack
 from h2.errors import ErrorCodes
 
-from h2workers import events as ev
 from h2workers.config import H2Settings
-from h2workers.core import H2Core
+from h2workers.proto import events as ev
+from h2workers.proto.core import H2Core
 from tests.frames import raw_frame as frame  # the RFC tests call it ``frame``
 from tests.sockets import SocketPeer
 

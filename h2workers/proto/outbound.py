@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .headers import Header
+from h2workers.proto.headers import Header
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from typing import Any
 from gunicorn import SERVER_SOFTWARE, util
 from gunicorn.http.wsgi import FileWrapper, WSGIErrorsWrapper
 
-from .headers import RequestHead
+from h2workers.proto.headers import RequestHead
 
 Address = Any  # (host, port) tuple, or a str/bytes for unix sockets
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from h2.errors import ErrorCodes
 
-from .headers import Header, RequestHead
+from h2workers.proto.headers import Header, RequestHead
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import StreamViolation
+from h2workers.errors import StreamViolation
 
 Header = tuple[bytes, bytes]
 

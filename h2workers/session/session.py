@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from h2.errors import ErrorCodes
 
-from .. import events as ev
-from ..core import H2Core
-from ..errors import StreamClosed
-from ..headers import Header, RequestHead
-from ..wsgi import reject, serve_stream
-from ..wsgi_environ import EnvironBuilder, RequestRejected
-from .channel import ThreadChannel
-from .threads import Parker
+from h2workers.app.wsgi.environ import EnvironBuilder, RequestRejected
+from h2workers.app.wsgi.runner import reject, serve_stream
+from h2workers.drivers.gthread.threads import Parker
+from h2workers.errors import StreamClosed
+from h2workers.proto import events as ev
+from h2workers.proto.core import H2Core
+from h2workers.proto.headers import Header, RequestHead
+from h2workers.session.channel import ThreadChannel
 
 if TYPE_CHECKING:
-    from .gthread import GThreadH2
+    from h2workers.drivers.gthread.worker import GThreadH2
 
 RECV_SIZE = 65536
 TLS_RECORD = 16384  # largest TLS plaintext record

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
-from .errors import StreamClosed
-from .headers import Header
-from .response import InvalidResponse, encode_headers, has_no_body, parse_status
-from .wsgi_environ import H2Request, RequestRejected
+from h2workers.app.response import InvalidResponse, encode_headers, has_no_body, parse_status
+from h2workers.app.wsgi.environ import H2Request, RequestRejected
+from h2workers.errors import StreamClosed
+from h2workers.proto.headers import Header
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

@@ -29,8 +29,8 @@ from gunicorn.workers import base
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from ..config import ServerOptions, server_options
-from ..http1 import (
+from h2workers.app.wsgi.environ import worker_environ
+from h2workers.app.wsgi.http1 import (
     H1Connection,
     H1Exchange,
     Upgrade,
@@ -40,11 +40,11 @@ from ..http1 import (
     start_upgrade,
     upgrade_settings,
 )
-from ..wsgi import ServeContext
-from ..wsgi_environ import worker_environ
-from .channel import ThreadChannel
-from .h2session import H2Session
-from .threads import Mailbox, Parker, ThreadPool
+from h2workers.app.wsgi.runner import ServeContext
+from h2workers.config import ServerOptions, server_options
+from h2workers.drivers.gthread.threads import Mailbox, Parker, ThreadPool
+from h2workers.session.channel import ThreadChannel
+from h2workers.session.session import H2Session
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0

@@ -29,10 +29,11 @@ from h2.exceptions import DenialOfServiceError, ProtocolError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
-from . import events as ev
-from .config import MAX_WINDOW, H2Settings
-from .errors import StreamViolation
-from .h2conn import (
+from h2workers.config import MAX_WINDOW, H2Settings
+from h2workers.errors import StreamViolation
+from h2workers.proto import events as ev
+from h2workers.proto.headers import Header, RequestHead, parse_request, parse_trailers
+from h2workers.proto.machine import (
     GracefulGoAway,
     ServerConnection,
     StreamMalformed,
@@ -40,8 +41,7 @@ from .h2conn import (
     TokenBucket,
     new_server_connection,
 )
-from .headers import Header, RequestHead, parse_request, parse_trailers
-from .outbound import Outbound
+from h2workers.proto.outbound import Outbound
 
 _DONE, _MORE, _BLOCKED = 0, 1, 2
 

@@ -27,8 +27,8 @@ from gunicorn import util
 from gunicorn.http import RequestParser
 from gunicorn.http import wsgi as gwsgi
 
-from .headers import Header
-from .response import encode_headers
+from h2workers.app.response import encode_headers
+from h2workers.proto.headers import Header
 
 UPGRADE_BODY_LIMIT = 65536
 SWITCHING_PROTOCOLS = (

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from h2.errors import ErrorCodes
 
-from ..errors import StreamClosed
-from ..headers import Header
-from ..outbound import Outbound
-from .threads import Parker
+from h2workers.drivers.gthread.threads import Parker
+from h2workers.errors import StreamClosed
+from h2workers.proto.headers import Header
+from h2workers.proto.outbound import Outbound
 
 if TYPE_CHECKING:
-    from .h2session import H2Session
+    from h2workers.session.session import H2Session
 
 
 class ThreadChannel:
