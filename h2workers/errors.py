@@ -34,6 +34,19 @@ class StreamViolation(ProtocolViolation):
     """Only one stream is affected: answered with RST_STREAM."""
 
 
+class UnknownStream(H2WorkersError, KeyError):
+    """A command named a stream the core does not serve.
+
+    A session checks a stream's state before it commands the core, so this
+    is a bug in a session or driver, never a client's doing: it is raised,
+    not ignored, so that it shows (the connection is closed and logged).
+    """
+
+    def __init__(self, stream_id: int) -> None:
+        super().__init__(f"stream {stream_id} is not served by this connection")
+        self.stream_id = stream_id
+
+
 class StreamClosed(H2WorkersError, OSError):
     """The stream an application reads or writes is gone.
 

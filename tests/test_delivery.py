@@ -106,7 +106,7 @@ def deliver(shape: Shape) -> None:
         client.exchange()
         client.core.respond(sid, 200, [])
         body = pieces_body(sum(sizes))
-        writers.append(Writer(sid, body, list(sizes), client.core.outbound(sid)))
+        writers.append(Writer(sid, body, list(sizes), client.core.counts(sid)[1]))
     by_id = {w.stream_id: w for w in writers}
     idle_rounds = 0
     while not all(w.ended for w in writers):

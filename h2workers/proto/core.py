@@ -8,7 +8,7 @@ client ``h2`` connection in memory.
 It owns what is protocol state: the h2 connection, which streams the
 application is serving, each stream's queued response body
 (``outbound.Outbound``, sent under HTTP/2 flow control by ``flush``),
-request-body credit (the receive window is reopened only by ``consumed``),
+request-body credit (the receive window is reopened only by ``credit_upto``),
 and the shutdown state (GOAWAY).
 
 h2 is configured deliberately: inbound header validation is off and done by
@@ -30,8 +30,9 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
 from h2workers.config import MAX_WINDOW, H2Settings
-from h2workers.errors import StreamViolation
+from h2workers.errors import StreamViolation, UnknownStream
 from h2workers.proto import events as ev
+from h2workers.proto.flow import Inbound
 from h2workers.proto.headers import Header, RequestHead, parse_request, parse_trailers
 from h2workers.proto.machine import (
     GracefulGoAway,
@@ -85,10 +86,8 @@ class _Stream:
 
     head: RequestHead
     request_open: bool
-    flow_controlled: bool = True  # False for the body of an h2c upgrade request
-    unacknowledged: int = 0  # body bytes handed out, not yet consumed by the app
     owed: int = 0  # consumed bytes whose stream WINDOW_UPDATE is not sent yet
-    received: int = 0  # body bytes received, checked against content-length
+    inbound: Inbound = field(default_factory=Inbound)  # the request body's counts
     out: Outbound = field(default_factory=Outbound)  # the response body to frame
 
 
@@ -170,7 +169,7 @@ class H2Core:
         self._open_connection_window()
         head = parse_request(block)
         # The body came over HTTP/1.1, outside HTTP/2 flow control: no credit owed.
-        self._streams[1] = _Stream(head=head, request_open=False, flow_controlled=False)
+        self._streams[1] = _Stream(head, request_open=False, inbound=Inbound(flow_controlled=False))
         started: list[ev.Event] = [ev.RequestStarted(1, head, end_stream=not body)]
         if body:
             started.append(ev.RequestData(1, body, end_stream=True))
@@ -270,8 +269,7 @@ class H2Core:
         if flow > len(data):  # padding is never read by the app: credit it now
             self._credit(sid, stream, flow - len(data))
         ended = event.stream_ended is not None
-        stream.unacknowledged += len(data)
-        stream.received += len(data)
+        stream.inbound.received += len(data)
         stream.request_open = not ended
         out.append(ev.RequestData(sid, data, ended))
 
@@ -282,7 +280,7 @@ class H2Core:
             return
         stream.request_open = False
         length = stream.head.content_length
-        if length is not None and stream.received != length:  # h2 checks DATA only
+        if length is not None and stream.inbound.received != length:  # h2 checks DATA only
             self._abort(sid, ErrorCodes.PROTOCOL_ERROR, "body shorter than content-length", out)
             return
         try:
@@ -290,7 +288,6 @@ class H2Core:
         except StreamViolation as exc:
             self._abort(sid, exc.error_code, str(exc), out)
             return
-        stream.head.trailers = trailers
         out.append(ev.RequestTrailers(sid, trailers))
 
     def _on_reset(self, event: h2e.StreamReset, out: list[ev.Event]) -> None:
@@ -306,13 +303,9 @@ class H2Core:
             if sid > self._highest_request:
                 self._remember_priority(sid, event)
             return
-        head = stream.head
-        _set_priority(head, event)
-        out.append(
-            ev.PriorityChanged(
-                sid, head.priority_weight, head.priority_depends_on, head.priority_exclusive
-            )
-        )
+        # The head is the application's now: the change goes out as an event.
+        weight = event.weight if event.weight is not None else 16
+        out.append(ev.PriorityChanged(sid, weight, event.depends_on or 0, bool(event.exclusive)))
 
     def _remember_priority(self, sid: int, event: h2e.PriorityUpdated) -> None:
         early = self._early_priority
@@ -344,8 +337,7 @@ class H2Core:
         self, stream_id: int, status: int, headers: list[Header], end_stream: bool = False
     ) -> None:
         """Send the response head. ``headers`` must be lowercase and checked."""
-        if stream_id not in self._streams:
-            return
+        self._served(stream_id)
         block = [(b":status", str(status).encode()), *headers]
         if status >= 200:
             self._h2.send_response_headers(stream_id, block, end_stream)
@@ -356,9 +348,9 @@ class H2Core:
 
     def informational(self, stream_id: int, status: int, headers: list[Header]) -> None:
         """Send a 1xx response (e.g. 103 Early Hints) ahead of the final one."""
-        if stream_id in self._streams:
-            block = [(b":status", str(status).encode()), *headers]
-            self._h2.send_headers(stream_id, block, end_stream=False)
+        self._served(stream_id)
+        block = [(b":status", str(status).encode()), *headers]
+        self._h2.send_headers(stream_id, block, end_stream=False)
 
     def send_body(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue response body bytes; ``flush`` frames them under flow control.
@@ -368,9 +360,7 @@ class H2Core:
         Other pieces wait for ``flush``, which joins small ones into full
         frames.
         """
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return
+        stream = self._served(stream_id)
         if (
             end_stream
             and stream.out.empty
@@ -390,22 +380,26 @@ class H2Core:
 
     def send_trailers(self, stream_id: int, trailers: list[Header]) -> None:
         """End the response with a trailer block once the body is out."""
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return
+        stream = self._served(stream_id)
         stream.out.end_with(trailers)
         self._sending[stream_id] = stream
 
     def reset(self, stream_id: int, error_code: ErrorCodes = ErrorCodes.INTERNAL_ERROR) -> None:
         """Reset a stream on the application's behalf (e.g. it failed mid-body)."""
+        self._served(stream_id)
         self._forget(stream_id, reset=error_code)
 
-    def consumed(self, stream_id: int, nbytes: int) -> None:
-        """The application read ``nbytes`` of the body: reopen that much window."""
-        stream = self._streams.get(stream_id)
-        if stream is None or nbytes <= 0 or self.terminated or not stream.flow_controlled:
+    def credit_upto(self, stream_id: int, upto: int) -> None:
+        """The application read (or is about to read) the first ``upto``
+        bytes of the body: reopen the window for those not credited yet."""
+        stream = self._served(stream_id)
+        inbound = stream.inbound
+        if self.terminated:
             return
-        stream.unacknowledged -= nbytes
+        nbytes = min(upto, inbound.received) - inbound.acked
+        if nbytes <= 0 or not inbound.flow_controlled:
+            return
+        inbound.acked += nbytes
         self._credit(stream_id, stream, nbytes)
 
     def _credit(self, sid: int, stream: _Stream | None, nbytes: int) -> None:
@@ -437,13 +431,22 @@ class H2Core:
         except ProtocolError:  # StreamClosedError
             pass
 
-    def outbound(self, stream_id: int) -> Outbound:
-        """A served stream's response queue, whose ``framed`` count a driver
-        may read (from any thread: only the core writes it) to throttle the
-        application's writes. A stream already gone (reset later in the
-        same read: its ``StreamAborted`` follows) gets a detached queue."""
+    def counts(self, stream_id: int) -> tuple[Inbound, Outbound]:
+        """A served stream's body counts, which a session may read (from any
+        thread: only the core writes them) to feed and throttle the
+        application. A stream already gone (reset later in the same read:
+        its ``StreamAborted`` follows) gets detached ones."""
         stream = self._streams.get(stream_id)
-        return Outbound() if stream is None else stream.out
+        if stream is None:
+            return Inbound(), Outbound()
+        return stream.inbound, stream.out
+
+    def _served(self, stream_id: int) -> _Stream:
+        """The stream a command is for; UnknownStream if it is not served."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            raise UnknownStream(stream_id)
+        return stream
 
     def is_serving(self, stream_id: int) -> bool:
         return stream_id in self._streams
@@ -627,7 +630,10 @@ class H2Core:
         if reset is not None and not self.terminated:
             self._reset_stream(sid, reset)
         # The stream is gone: only the connection window is owed.
-        self._credit(sid, None, stream.unacknowledged)
+        inbound = stream.inbound
+        unread = inbound.unacknowledged
+        inbound.acked = inbound.received
+        self._credit(sid, None, unread)
         return stream
 
 

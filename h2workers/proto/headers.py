@@ -11,7 +11,7 @@ that stream alone, as RFC 9113 section 8.1.1 asks.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from h2workers.errors import StreamViolation
 
@@ -43,7 +43,6 @@ class RequestHead:
     priority_weight: int = 16
     priority_depends_on: int = 0
     priority_exclusive: bool = False
-    trailers: list[Header] = field(default_factory=list)
 
 
 def _check_name(name: bytes) -> None:

@@ -1,187 +1,156 @@
-"""A stream as the application's pool thread sees it (GThreadH2).
+"""A stream as a blocking application sees it: threads and greenlets alike.
 
-The app thread reads the request body and hands response commands to the
-stream's ``H2Session`` (which lives on the I/O thread) through the worker's
-mailbox. Each counter has one writer (``posted`` the app thread, the core's
-``Outbound.framed`` the I/O thread, and so on), so no lock is taken; a thread
-waiting for body bytes or buffer room parks on its own reusable Parker.
+``SyncChannel`` implements the WSGI runner's ``Channel`` on a session's
+``Stream``. Its application reads the request body and hands response
+commands to the session through ``post``, which a driver supplies: a
+mailbox to the I/O thread for pool threads, a plain call for greenlets that
+share the session's hub. It waits on a ``Parker`` the driver gives it (a
+thread's reusable lock, a green event): what differs between drivers is
+only how a stream waits and where a command runs.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
-from h2workers.drivers.gthread.threads import Parker
 from h2workers.errors import StreamClosed
 from h2workers.proto.headers import Header
-from h2workers.proto.outbound import Outbound
+from h2workers.session.session import Session
+from h2workers.session.stream import Stream, StreamState
 
-if TYPE_CHECKING:
-    from h2workers.session.session import H2Session
+Post = Callable[..., None]  # post(command, *args): run command(*args) on the session's thread
 
 
-class ThreadChannel:
-    """A stream as its pool thread sees it (see wsgi.Channel)."""
+class Parker(Protocol):
+    """How the application side waits (see drivers: threads, greenlets)."""
 
-    __slots__ = (
-        "aborted",
-        "acked",
-        "asked",
-        "chunks",
-        "credited",
-        "delivered",
-        "ended",
-        "environ",
-        "finished",
-        "needed",
-        "outbound",
-        "parker",
-        "posted",
-        "session",
-        "stream_id",
-        "taken",
-        "waiter",
-    )
+    def park(self, timeout: float) -> bool:
+        """Wait for ``unpark`` (or a permit left before); False on timeout."""
 
-    def __init__(
-        self, session: H2Session, stream_id: int, ended: bool, outbound: Outbound
-    ) -> None:
+    def unpark(self) -> None: ...
+
+
+class SyncChannel:
+    """One stream as its (blocking) application sees it (see wsgi.Channel)."""
+
+    __slots__ = ("ended_by_app", "parker", "post", "session", "stream", "stream_id")
+
+    def __init__(self, session: Session, stream: Stream, parker: Parker, post: Post) -> None:
         self.session = session
-        self.stream_id = stream_id
-        self.chunks: deque[bytes] = deque()
-        self.ended = ended
-        self.aborted: ErrorCodes | None = None
-        self.waiter: Parker | None = None
-        self.parker: Parker | None = None
-        self.environ: dict[str, Any] | None = None  # once the app has it
-        self.finished = False  # the app ended or reset the stream (app thread writes)
-        self.posted = 0  # response bytes handed over (app thread writes)
-        # The core's queue of this stream: ``outbound.framed`` counts what of
-        # ``posted`` left for the wire (only the I/O thread writes it).
-        self.outbound = outbound
-        # Request body accounting, as running totals. App thread: ``taken``
-        # (handed to the app), ``needed`` (what its pending read() must have
-        # to return), ``asked`` (what it expects to read soon: the window
-        # may reopen that far on arrival), ``credited`` (``taken`` last
-        # reported). I/O thread: ``delivered`` (fed from the connection),
-        # ``acked`` (window credit returned).
-        self.taken = self.needed = self.asked = self.credited = 0
-        self.delivered = self.acked = 0
+        self.stream = stream
+        self.stream_id = stream.stream_id
+        self.parker = parker
+        self.post = post
+        self.ended_by_app = False  # the app sent its last command (app side only)
 
-    # -- I/O thread side -----------------------------------------------------
-
-    def feed(self, data: bytes, end: bool) -> None:
-        """Queue body bytes (the session wakes the reader when worth it)."""
-        if data:
-            self.chunks.append(data)
-            self.delivered += len(data)
-        if end:
-            self.ended = True
-
-    def abort(self, code: ErrorCodes) -> None:
-        self.aborted = code
-        self.wake()
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            waiter.unpark()
-
-    # -- application thread side ---------------------------------------------
+    # -- request body ------------------------------------------------------------
 
     def read_chunk(self, want: int = 0, ahead: int = 0) -> bytes:
-        """Next body chunk (see wsgi.Channel). The I/O thread returns window
+        """Next body chunk (see wsgi.Channel). The session returns window
         credit for the bytes the app expects to read (``ahead``) as they
-        arrive, without a round trip through this thread, and wakes it only
+        arrive, without a round trip through this side, and wakes it only
         once its read can return (``want``)."""
-        self.needed = self.taken + want
+        stream = self.stream
+        threshold = self.session.ack_threshold
+        stream.needed = stream.taken + want
         if ahead > 0:
-            self.asked = max(self.asked, self.taken + max(want, ahead, self.session.ack_threshold))
+            stream.asked = max(stream.asked, stream.taken + max(want, ahead, threshold))
         while True:
-            if self.chunks:
-                chunk = self.chunks.popleft()
-                self.taken += len(chunk)
-                self._credit(self.session.ack_threshold)
+            if stream.chunks:
+                chunk = stream.chunks.popleft()
+                stream.taken += len(chunk)
+                self._report_read(threshold)
                 return chunk
-            if self.ended:
+            if stream.body_done:
                 return b""
-            if self.aborted is not None:
-                raise StreamClosed("the stream was reset", self.aborted)
-            self._credit(1)
-            self._wait(lambda: bool(self.chunks) or self.ended, "request body")
+            self._check()
+            self._report_read(1)
+            self._wait(lambda: bool(stream.chunks) or stream.body_done, "request body")
 
-    def _credit(self, threshold: int) -> None:
-        """Report what the app took, once it is worth a message (and only if
-        the I/O thread has not credited it already, see ``read_chunk``)."""
-        if self.taken - self.credited >= threshold and self.taken > self.acked:
-            self.credited = self.taken
-            self.session.post(self.session.cmd_consumed, self, self.taken)
+    def _report_read(self, threshold: int) -> None:
+        """Tell the session what the app took, once it is worth a message
+        (and only if the session has not credited it already)."""
+        stream = self.stream
+        taken = stream.taken
+        if taken - stream.reported >= threshold and taken > stream.inbound.acked:
+            stream.reported = taken
+            self.post(self.session.read_upto, stream, taken)
+
+    # -- response ----------------------------------------------------------------
 
     def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
-        self._post_body(len(body), end, self.session.cmd_head, self, status, headers, body, end)
+        self._post_body(len(body), end, self.session.send_head, status, headers, body, end)
 
     def send_body(self, data: bytes, end: bool) -> None:
-        self._post_body(len(data), end, self.session.cmd_body, self, data, end)
+        self._post_body(len(data), end, self.session.send_body, data, end)
 
     def _post_body(self, size: int, end: bool, command: Any, *args: Any) -> None:
         self._check()
-        self.posted += size
-        self.finished = end
-        self.session.post(command, *args)
+        self.stream.posted += size
+        self.ended_by_app = end
+        self.post(command, self.stream, *args)
         if not end:  # the last write need not wait: nothing follows it
             self._throttle()
 
     def send_informational(self, status: int, headers: list[Header]) -> None:
         self._check()
-        self.session.post(self.session.cmd_informational, self.stream_id, status, headers)
+        self.post(self.session.send_informational, self.stream, status, headers)
 
     def send_trailers(self, headers: list[Header]) -> None:
         self._check()
-        self.finished = True
-        self.session.post(self.session.cmd_trailers, self, headers)
+        self.ended_by_app = True
+        self.post(self.session.send_trailers, self.stream, headers)
 
     def reset(self, error_code: ErrorCodes) -> None:
-        self.finished = True
-        self.session.post(self.session.cmd_reset, self.stream_id, error_code)
+        self.ended_by_app = True
+        self.post(self.session.reset, self.stream, error_code)
+
+    def finish(self) -> None:
+        """The application returned: release the stream if it did not end it."""
+        if not self.ended_by_app:
+            self.post(self.session.app_done, self.stream)
+
+    # -- waiting -------------------------------------------------------------------
 
     def _check(self) -> None:
-        if self.aborted is not None:
-            raise StreamClosed("the stream was reset", self.aborted)
+        stream = self.stream
+        if stream.state is StreamState.ABORTED:
+            raise StreamClosed("the stream was reset", stream.abort_code)
 
     def _throttle(self) -> None:
+        stream = self.stream
         limit = self.session.high_water()
-        outbound = self.outbound
-        if self.posted - outbound.framed > limit:
+        outbound = stream.outbound
+        if stream.posted - outbound.framed > limit:
             # The core resets a stream stuck on its window after ``timeout``
             # (and says so in the log); this wait is only the backstop.
-            self._wait(lambda: self.posted - outbound.framed <= limit, "flow-control window", 3.0)
+            self._wait(lambda: stream.posted - outbound.framed <= limit, "flow-control window", 3.0)
 
-    def _wait(self, ready: Any, what: str, grace: float = 0.0) -> None:
+    def _wait(self, ready: Callable[[], bool], what: str, grace: float = 0.0) -> None:
         """Park until ``ready()`` or the stream is aborted (then raise)."""
+        stream = self.stream
+        session = self.session
         parker = self.parker
-        assert parker is not None, "a channel is used from the thread serving it"
-        self.waiter = parker
-        deadline = time.monotonic() + self.session.wait_timeout + grace
+        stream.waiter = parker
+        deadline = time.monotonic() + session.timeout + grace
         try:
             while not ready():
-                if self.aborted is not None:
-                    raise StreamClosed("the stream was reset", self.aborted)
+                self._check()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.reset(ErrorCodes.CANCEL)
-                    session = self.session
-                    session.worker.log.info(
+                    session.host.log.info(
                         "HTTP/2 stream %d from %s waited %gs for the %s: reset",
                         self.stream_id,
                         session.peer_ip,
-                        session.wait_timeout,
+                        session.timeout,
                         what,
                     )
                     raise StreamClosed(f"timed out waiting for the {what}")
                 parker.park(remaining)
         finally:
-            self.waiter = None
+            stream.waiter = None

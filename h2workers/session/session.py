@@ -1,154 +1,163 @@
-"""One HTTP/2 connection of the GThreadH2 worker.
+"""One HTTP/2 connection's policy, without I/O: the layer every driver shares.
 
-``H2Session`` lives on the I/O thread: it alone touches the socket and the
-core (neither h2 nor an SSL socket may be used from two threads). Each
-stream's application runs on a pool thread and talks to the session through
-a ``ThreadChannel`` (channel.py): request body in, response commands out via
-the worker's mailbox, run here as ``cmd_*``.
+A ``Session`` sits between the protocol core (``proto/core.py``) and a
+driver. It takes bytes read from the peer, commands from the streams'
+applications and clock ticks; it owns the stream table (``Stream`` objects
+with one explicit state), the bytes framed but not yet sent, and every
+connection policy: which streams to start, when to wake an application
+waiting for body bytes or buffer room, how much a writer may queue (the
+high-water mark), write back-pressure and the sliced flush, keep-alive and
+idle closes, closing a connection whose peer reads nothing, graceful
+shutdown and the lingering close.
+
+It reaches the outside through two small interfaces a driver implements:
+``Transport`` (send bytes, ask for write readiness, half-close, close) and
+``Host`` (run a stream's application somewhere, wake a waiting one after
+this turn's output, flush at the end of the turn, forget a closed
+session). A driver keeps only its sockets and loop, where application code
+runs, and how a stream waits. All of a session's methods run on the one
+thread (or greenlet, or event loop) that owns its connection.
 """
 
 from __future__ import annotations
 
-import errno
-import socket
-import ssl
-import time
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
-from h2workers.app.wsgi.environ import EnvironBuilder, RequestRejected
-from h2workers.app.wsgi.runner import reject, serve_stream
-from h2workers.drivers.gthread.threads import Parker
-from h2workers.errors import StreamClosed
+from h2workers.config import H2Settings
 from h2workers.proto import events as ev
 from h2workers.proto.core import H2Core
-from h2workers.proto.headers import Header, RequestHead
-from h2workers.session.channel import ThreadChannel
+from h2workers.proto.headers import Header
+from h2workers.session.stream import Stream, StreamEvent
 
-if TYPE_CHECKING:
-    from h2workers.drivers.gthread.worker import GThreadH2
-
-RECV_SIZE = 65536
-TLS_RECORD = 16384  # largest TLS plaintext record
-READS_PER_EVENT = 8  # a 64 KiB window of DATA comes as 5 records (frame headers)
 HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
 OUT_HELD = 256 * 1024  # unsent bytes past which no more body is framed
 FLUSH_SLICE = 256 * 1024  # framed per step of a flush
 LINGER, LINGER_BYTES = 1.0, 4 << 20  # reading on after GOAWAY: at most this long, this much
 
 
-class H2Session:
-    """The I/O-thread side of one HTTP/2 connection."""
+class Transport(Protocol):
+    """The byte stream under a session (a driver's socket)."""
 
-    def __init__(self, worker: GThreadH2, sock: Any, peer: Any, server: Any, secure: bool) -> None:
-        self.worker = worker
-        self.sock = sock
-        self.peer = peer
-        self.peer_ip = peer[0] if isinstance(peer, tuple) else str(peer or "-")
-        settings = worker.options.h2
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Write what the peer will take now; bytes taken (0 if none).
+        Raises OSError when the connection is broken."""
+
+    def want_write(self, want: bool) -> None:
+        """Call ``Session.write`` once the transport can take more."""
+
+    def shutdown_write(self) -> bool:
+        """Half-close (TCP FIN after what was sent); False if it failed."""
+
+    def close(self) -> None: ...
+
+
+class Host(Protocol):
+    """What a session asks of its driver."""
+
+    log: Any
+
+    def start(self, session: Session, stream: Stream) -> None:
+        """Run the application for a new stream (a thread, greenlet, task)."""
+
+    def wake(self, stream: Stream) -> None:
+        """Wake the stream's waiting application once this turn's output is
+        written (a reader woken earlier would race the WINDOW_UPDATE)."""
+
+    def dirty(self, session: Session) -> None:
+        """Call ``session.flush`` before the loop waits again."""
+
+    def closed(self, session: Session) -> None:
+        """The session is closed: forget it."""
+
+
+class Session:
+    """The policy of one HTTP/2 connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: H2Settings,
+        host: Host,
+        transport: Transport,
+        peer: Any,
+        server: Any,
+        secure: bool,
+        timeout: float,
+        keepalive: float,
+        now: float,
+    ) -> None:
         self.core = H2Core(settings)
+        self.host = host
+        self.transport = transport
+        self.peer = peer  # the client's address; ``server``: ours
         self.server = server
-        self.secure = secure
-        self._environ: EnvironBuilder | None = None  # made by the first stream
-        self.channels: dict[int, ThreadChannel] = {}
-        self.out = bytearray()
-        self.post = worker.mailbox.post
+        self.secure = secure  # TLS (the scheme a request gets by default)
+        self.peer_ip = peer[0] if isinstance(peer, tuple) else str(peer or "-")
+        self.timeout = timeout  # flow-control and write waits, as Gunicorn's ``timeout``
+        self.keepalive = keepalive
+        self.streams: dict[int, Stream] = {}  # the streams an application serves
+        self.out = bytearray()  # framed, not yet taken by the transport
         self.ack_threshold = max(16384, settings.initial_window_size // 2)
-        self.wait_timeout = float(worker.cfg.timeout or 30)
-        self.idle_since = self.last_sent = time.monotonic()
+        self.idle_since = self.last_sent = now
         self.closed = False
+        self.stopping = False
         self.lingering_until: float | None = None  # set once GOAWAY is out, see linger()
         self.lingered = 0
-        self.want_write = False
+        self.wants_write = False
+        # What the app layer keeps per connection (the WSGI environ's
+        # connection part), made by the first stream that needs it.
+        self.app_context: Any = None
+        self.priority_lock = threading.Lock()
 
-    def environ_builder(self) -> EnvironBuilder:
-        """Built on first use: an idle connection should cost as little as
-        possible (two pool threads racing here build equal copies)."""
-        builder = self._environ
-        if builder is None:
-            worker = self.worker
-            builder = EnvironBuilder(
-                worker.cfg, worker.base_environ, self.peer, self.server, self.secure
-            )
-            self._environ = builder
-        return builder
-
-    def high_water(self) -> int:
-        """How much unframed response a stream may queue before its app waits.
-
-        A lone stream gets 1 MiB (fewer thread hand-offs on a large
-        download); many share a 4 MiB connection budget, 64 KiB at least.
-        """
-        return max(HIGH_WATER_MIN, min(HIGH_WATER_MAX, OUT_BUDGET // max(1, len(self.channels))))
-
-    def start(self, initial: bytes = b"") -> None:
+    def start(self, initial: bytes, now: float) -> None:
         self.core.initiate()
         if initial:
-            self.receive(initial)
-        self.worker.mark_dirty(self)
+            self.receive(initial, now)
+        self.host.dirty(self)
 
-    def start_upgraded(self, upgrade: Any) -> None:
-        events = self.core.initiate_upgrade(upgrade.http2_settings, upgrade.block, upgrade.body)
-        self.dispatch(events)
-        if upgrade.pending:
-            self.receive(upgrade.pending)
-        self.worker.mark_dirty(self)
+    def start_upgraded(
+        self, http2_settings: bytes, block: list[Header], body: bytes, pending: bytes, now: float
+    ) -> None:
+        """Take over a connection upgraded from HTTP/1.1 (request = stream 1)."""
+        self.dispatch(self.core.initiate_upgrade(http2_settings, block, body))
+        if pending:
+            self.receive(pending, now)
+        self.host.dirty(self)
 
-    # -- input ---------------------------------------------------------------
+    # -- input -----------------------------------------------------------------
 
-    def on_readable(self) -> None:
-        """Read what the kernel has, up to a few TLS records.
-
-        RECV_SIZE is larger than the largest TLS record and OpenSSL returns
-        one record per read, so no decrypted byte stays behind in the SSL
-        object (``pending()`` is 0, and asking would release and retake the
-        GIL). A full record suggests more are queued: read on (a bounded
-        number of times, to stay fair to other connections) instead of
-        going back to the selector for each one.
-        """
+    def receive(self, data: bytes, now: float) -> None:
+        """Bytes read from the peer (after GOAWAY and FIN: counted, dropped)."""
         if self.lingering_until is not None:
-            self._discard()
-            return
-        parts: list[bytes] = []
-        for _ in range(READS_PER_EVENT):
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                break
-            except OSError as exc:
-                self.worker.log.debug("HTTP/2 connection error from %s: %s", self.peer, exc)
-                data = b""
-            if not data:
-                if parts:  # what came before the close still counts
-                    self.receive(b"".join(parts))
+            self.lingered += len(data)
+            if self.lingered >= LINGER_BYTES:
                 self.close()
-                return
-            parts.append(data)
-            if len(data) < TLS_RECORD:
-                break
-        if parts:  # one pass through h2 for all the records read
-            self.receive(parts[0] if len(parts) == 1 else b"".join(parts))
-
-    def receive(self, data: bytes) -> None:
-        self.dispatch(self.core.receive(data, time.monotonic()))
-        self.worker.mark_dirty(self)
+            return
+        self.dispatch(self.core.receive(data, now))
+        self.host.dirty(self)
 
     def dispatch(self, events: list[ev.Event]) -> None:
-        fed: dict[ThreadChannel, None] = {}  # woken once per read, not per frame
+        fed: dict[Stream, None] = {}  # woken once per read, not per frame
+        streams = self.streams
         for event in events:
-            if isinstance(event, ev.RequestStarted):
-                self._start_stream(event.stream_id, event.head, event.end_stream)
-            elif isinstance(event, ev.RequestData):
-                channel = self.channels.get(event.stream_id)
-                if channel is not None:
-                    channel.feed(event.data, event.end_stream)
-                    fed[channel] = None
+            if isinstance(event, ev.RequestData):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    if event.data:
+                        stream.chunks.append(event.data)
+                    if event.end_stream:
+                        stream.body_done = True
+                    fed[stream] = None
+            elif isinstance(event, ev.RequestStarted):
+                self._start_stream(event)
             elif isinstance(event, ev.RequestTrailers):
-                channel = self.channels.get(event.stream_id)
-                if channel is not None:
-                    channel.feed(b"", True)
-                    fed[channel] = None
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.body_done = True
+                    fed[stream] = None
             elif isinstance(event, ev.StreamAborted):
                 self._aborted(event)
             elif isinstance(event, ev.StreamRejected):
@@ -156,36 +165,53 @@ class H2Session:
             elif isinstance(event, ev.ConnectionEnded):
                 self._ended(event)
             elif isinstance(event, ev.PriorityChanged):
-                channel = self.channels.get(event.stream_id)
-                if channel is not None and channel.environ is not None:
-                    _set_priority(channel.environ, event.weight, event.depends_on)
-        for channel in fed:
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    self._reprioritize(stream, event.weight, event.depends_on)
+        for stream in fed:
+            if not stream.live:
+                continue
             # bytes the app's reads are after count as read already: one
             # WINDOW_UPDATE for all the frames that came in this read
-            self.credit(channel, min(channel.delivered, channel.asked))
-            if channel.ended or channel.delivered >= channel.needed:
-                self.worker.wake_later(channel)  # enough for the read(), or its end
+            self.core.credit_upto(stream.stream_id, stream.asked)
+            if stream.body_done or stream.inbound.received >= stream.needed:
+                self.host.wake(stream)  # enough for the read(), or its end
 
-    def _start_stream(self, stream_id: int, head: RequestHead, ended: bool) -> None:
-        channel = ThreadChannel(self, stream_id, ended, self.core.outbound(stream_id))
-        self.channels[stream_id] = channel
-        self.worker.count_request()
+    def _reprioritize(self, stream: Stream, weight: int, depends_on: int) -> None:
+        with self.priority_lock:  # see watch_priority
+            stream.priority = (weight, depends_on)
+            if stream.priority_listener is not None:
+                stream.priority_listener(weight, depends_on)
 
-        def job(parker: Parker) -> None:
-            channel.parker = parker
-            self.run_stream(channel, head)
+    def watch_priority(self, stream: Stream, listener: Callable[[int, int], None]) -> None:
+        """Show ``listener`` the stream's priority now and at each change.
 
-        self.worker.pool.submit(job)
+        Called from the application side: the lock makes "read the latest
+        value, then subscribe" one step, so that a PRIORITY frame arriving
+        meanwhile is never overwritten by the value read before it."""
+        with self.priority_lock:
+            listener(*stream.priority)
+            if stream.live:  # else _forget_listener ran already
+                stream.priority_listener = listener
+
+    def _forget_listener(self, stream: Stream) -> None:
+        """The app is done or gone: drop the listener (it holds the environ,
+        which holds the stream: a cycle only the garbage collector frees)."""
+        with self.priority_lock:
+            stream.priority_listener = None
+
+    def _start_stream(self, event: ev.RequestStarted) -> None:
+        sid = event.stream_id
+        inbound, outbound = self.core.counts(sid)
+        stream = Stream(sid, event.head, event.end_stream, inbound, outbound)
+        self.streams[sid] = stream
+        self.host.start(self, stream)
 
     def _rejected(self, event: ev.StreamRejected) -> None:
         # A refused stream is ordinary flow control a client retries; a
         # malformed one is worth a line.
-        log = (
-            self.worker.log.debug
-            if event.error_code == ErrorCodes.REFUSED_STREAM
-            else (self.worker.log.info)
-        )
-        log(
+        refused = event.error_code == ErrorCodes.REFUSED_STREAM
+        (self.host.log.debug if refused else self.host.log.info)(
             "HTTP/2 stream %d from %s rejected: %s (%s)",
             event.stream_id,
             self.peer_ip,
@@ -194,119 +220,112 @@ class H2Session:
         )
 
     def _aborted(self, event: ev.StreamAborted) -> None:
-        channel = self.channels.pop(event.stream_id, None)
-        if channel is not None:
-            channel.abort(event.error_code)
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            self._abort(stream, event.error_code)
         if not event.by_peer and event.error_code != ErrorCodes.NO_ERROR and event.reason:
-            self.worker.log.info(
-                "HTTP/2 stream %d reset: %s (%s)",
+            self.host.log.info(
+                "HTTP/2 stream %d from %s reset: %s (%s)",
                 event.stream_id,
+                self.peer_ip,
                 event.reason,
                 event.error_code.name,
             )
 
     def _ended(self, event: ev.ConnectionEnded) -> None:
         if event.graceful:
-            return  # no new streams; the open ones finish, then flush() closes
+            return  # no new streams; the open ones finish, then flush() lingers
         if not event.by_peer:
-            self.worker.log.info(
+            self.host.log.info(
                 "HTTP/2 connection from %s closed: %s (%s)",
                 self.peer_ip,
                 event.reason,
                 event.error_code.name,
             )
-        for channel in self.channels.values():
-            channel.abort(event.error_code or ErrorCodes.CANCEL)
-        self.channels.clear()
+        self._abort_all(event.error_code or ErrorCodes.CANCEL)
 
-    # -- the application's thread --------------------------------------------
+    def _abort(self, stream: Stream, code: ErrorCodes) -> None:
+        if stream.move(StreamEvent.ABORT):
+            stream.abort_code = code
+            del self.streams[stream.stream_id]
+            self._forget_listener(stream)
+            stream.wake()
 
-    def run_stream(self, channel: ThreadChannel, head: RequestHead) -> None:
-        """Serve one stream on a pool thread (never raises)."""
-        ctx = self.worker.serve_context
-        if channel.aborted is not None:
-            return  # reset while it waited for a thread: the app never runs
-        try:
-            try:
-                environ, req = self.environ_builder().build(channel.stream_id, head)
-            except RequestRejected as exc:
-                ctx.log.warning("Invalid request from ip=%s: %s", self.peer_ip, exc)
-                reject(channel, exc)
-                return
-            # A PRIORITY frame may arrive at any time: from now on the I/O
-            # thread updates the environ itself (dispatch); what came before
-            # is already in ``head``.
-            channel.environ = environ
-            _set_priority(environ, head.priority_weight, head.priority_depends_on)
-            serve_stream(ctx, channel, environ, req)
-        except StreamClosed:
-            pass
-        except Exception:
-            ctx.log.exception("Error serving HTTP/2 stream %d", channel.stream_id)
-            channel.reset(ErrorCodes.INTERNAL_ERROR)
-        finally:
-            if not channel.finished:  # else the ending command released it
-                self.post(self.cmd_done, channel)
+    def _abort_all(self, code: ErrorCodes) -> None:
+        for stream in list(self.streams.values()):
+            self._abort(stream, code)
 
-    # -- commands, run on the I/O thread ---------------------------------------
+    # -- commands from the streams' applications --------------------------------
+    #
+    # A command for a stream no longer live (reset meanwhile) is a race the
+    # application learns of at its next call, and is dropped here. For a live
+    # stream the core must know it: if not, UnknownStream shows the bug.
 
-    def cmd_head(
-        self, channel: ThreadChannel, status: int, headers: list[Header], body: bytes, end: bool
+    def high_water(self) -> int:
+        """How much unframed response a stream may queue before its app waits.
+
+        A lone stream gets 1 MiB (fewer hand-offs on a large download); many
+        share a 4 MiB connection budget, 64 KiB at least.
+        """
+        return max(HIGH_WATER_MIN, min(HIGH_WATER_MAX, OUT_BUDGET // max(1, len(self.streams))))
+
+    def send_head(
+        self, stream: Stream, status: int, headers: list[Header], body: bytes, end: bool
     ) -> None:
-        sid = channel.stream_id
-        core = self.core
-        core.respond(sid, status, headers, end_stream=end and not body)
-        if body:
-            core.send_body(sid, body, end)
-        if end:
-            self._release(channel)
-        self.worker.mark_dirty(self)
+        if stream.live:
+            self.core.respond(stream.stream_id, status, headers, end_stream=end and not body)
+            if body:
+                self.core.send_body(stream.stream_id, body, end)
+            if end:
+                self._done(stream)
+            self.host.dirty(self)
 
-    def cmd_body(self, channel: ThreadChannel, data: bytes, end: bool) -> None:
+    def send_body(self, stream: Stream, data: bytes, end: bool) -> None:
         # A piece that does not end the stream is only queued: ``flush``
         # frames it and wakes a writer waiting for room.
-        self.core.send_body(channel.stream_id, data, end)
-        if end:
-            self._release(channel)
-        self.worker.mark_dirty(self)
+        if stream.live:
+            self.core.send_body(stream.stream_id, data, end)
+            if end:
+                self._done(stream)
+            self.host.dirty(self)
 
-    def cmd_informational(self, stream_id: int, status: int, headers: list[Header]) -> None:
-        self.core.informational(stream_id, status, headers)
-        self.worker.mark_dirty(self)
+    def send_informational(self, stream: Stream, status: int, headers: list[Header]) -> None:
+        if stream.live:
+            self.core.informational(stream.stream_id, status, headers)
+            self.host.dirty(self)
 
-    def cmd_trailers(self, channel: ThreadChannel, headers: list[Header]) -> None:
-        self.core.send_trailers(channel.stream_id, headers)
-        self._release(channel)
-        self.worker.mark_dirty(self)
+    def send_trailers(self, stream: Stream, headers: list[Header]) -> None:
+        if stream.live:
+            self.core.send_trailers(stream.stream_id, headers)
+            self._done(stream)
+            self.host.dirty(self)
 
-    def cmd_reset(self, stream_id: int, code: ErrorCodes) -> None:
-        self.core.reset(stream_id, code)
-        channel = self.channels.pop(stream_id, None)
-        if channel is not None:
-            channel.abort(code)
-        self.worker.mark_dirty(self)
+    def reset(self, stream: Stream, code: ErrorCodes) -> None:
+        if stream.live:
+            self.core.reset(stream.stream_id, code)
+            self._abort(stream, code)
+            self.host.dirty(self)
 
-    def cmd_consumed(self, channel: ThreadChannel, taken: int) -> None:
-        self.credit(channel, taken)
+    def read_upto(self, stream: Stream, taken: int) -> None:
+        """The app has read ``taken`` bytes of the body: reopen the window."""
+        if stream.live:
+            self.core.credit_upto(stream.stream_id, taken)
+            self.host.dirty(self)
 
-    def credit(self, channel: ThreadChannel, upto: int) -> None:
-        """Return window credit for a stream's body up to ``upto`` bytes."""
-        if upto > channel.acked:
-            self.core.consumed(channel.stream_id, upto - channel.acked)
-            channel.acked = upto
-            self.worker.mark_dirty(self)
+    def app_done(self, stream: Stream) -> None:
+        """The application returned without ending the stream itself."""
+        if stream.live:
+            self._done(stream)
+            self.host.dirty(self)
 
-    def cmd_done(self, channel: ThreadChannel) -> None:
-        self._release(channel)
-        self.worker.mark_dirty(self)
-
-    def _release(self, channel: ThreadChannel) -> None:
+    def _done(self, stream: Stream) -> None:
         """The app is done with the stream: the core finishes sending alone.
         A read after this sees the body end where it stands."""
-        if self.channels.get(channel.stream_id) is channel:
-            del self.channels[channel.stream_id]
-        channel.ended = True
-        channel.wake()
+        stream.move(StreamEvent.APP_DONE)
+        del self.streams[stream.stream_id]
+        self._forget_listener(stream)
+        stream.body_done = True
+        stream.wake()
 
     # -- output ----------------------------------------------------------------
 
@@ -315,35 +334,34 @@ class H2Session:
         if self.closed or self.lingering_until is not None:
             return
         core = self.core
-        while True:  # a slice at a time: framing more than the kernel takes only copies
+        while True:  # a slice at a time: framing more than the transport takes only copies
             for sid in core.flush(now, FLUSH_SLICE):
-                channel = self.channels.get(sid)
-                if channel is not None:
-                    channel.wake()  # room below its high-water mark, perhaps
+                stream = self.streams.get(sid)
+                if stream is not None:
+                    stream.wake()  # room below its high-water mark, perhaps
             data = core.data_to_send()
             if self.out:
                 self.out += data
-                self.write()
+                self.write(now)
             elif data:
-                self.write(data)  # nothing waiting: send without copying into ``out``
+                self.write(now, data)  # nothing waiting: send without copying into ``out``
             if not core.capped or self.out or self.closed:
                 break
-        if self.channels or core.open_streams:
+        if self.streams or core.open_streams:
             self.idle_since = now
         elif core.finished and not self.out:
             self.linger(now)
 
-    def write(self, fresh: bytes | None = None) -> None:
+    def write(self, now: float, fresh: bytes | None = None) -> None:
         """Send ``out`` (or ``fresh`` bytes when ``out`` is empty); what the
-        kernel does not take waits in ``out`` for EVENT_WRITE. A retry after
-        a TLS want-write starts with the same bytes, as OpenSSL requires."""
+        transport does not take waits in ``out`` until it asks again. A retry
+        after a TLS want-write starts with the same bytes, as OpenSSL requires."""
+        if self.closed:
+            return
         try:
-            sent = self.sock.send(self.out if fresh is None else fresh)
-        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
-            sent = 0
+            sent = self.transport.send(self.out if fresh is None else fresh)
         except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
-                self.worker.log.debug("HTTP/2 write to %s failed: %s", self.peer, exc)
+            self.host.log.debug("HTTP/2 write to %s failed: %s", self.peer, exc)
             self.close()
             return
         if fresh is None:
@@ -351,98 +369,73 @@ class H2Session:
         elif sent < len(fresh):
             self.out += memoryview(fresh)[sent:]
         if sent:
-            self.last_sent = time.monotonic()
-        # Back-pressure: while the peer does not read, frame no more bodies
-        # (their apps then wait at the high-water mark) instead of piling
-        # framed bytes up here.
+            self.last_sent = now
+        self._back_pressure()
+
+    def _back_pressure(self) -> None:
+        """While the peer does not read, frame no more bodies (their apps
+        then wait at the high-water mark) instead of piling bytes up here."""
         held = len(self.out) >= OUT_HELD
-        if held != self.core.hold_output:
-            self.core.hold_output = held
+        core = self.core
+        if held != core.hold_output:
+            core.hold_output = held
             if not held:
-                self.worker.mark_dirty(self)
-        elif not self.out and self.core.capped:
-            self.worker.mark_dirty(self)  # frames left unframed by the last flush
+                self.host.dirty(self)
+        elif not self.out and core.capped:
+            self.host.dirty(self)  # frames left unframed by the last flush
         want = bool(self.out)
-        if want != self.want_write:
-            self.want_write = want
-            self.worker.watch(self, write=want)
+        if want != self.wants_write:
+            self.wants_write = want
+            self.transport.want_write(want)
 
     # -- lifecycle -------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Once a second: flow-control timeouts, keep-alive, shutdown."""
+        """About once a second: flow-control timeouts, flood-budget refills,
+        a peer that reads nothing, keep-alive, shutdown, the end of lingering."""
         if self.closed:
             return
         if self.lingering_until is not None:
-            if now >= self.lingering_until or not self.worker.alive:
+            if now >= self.lingering_until or self.stopping:
                 self.close()
             return
-        self.dispatch(self.core.expire(now, self.wait_timeout))
-        if self.out and now - self.last_sent >= self.wait_timeout:
-            self.worker.log.info(
+        self.dispatch(self.core.expire(now, self.timeout))
+        if self.out and now - self.last_sent >= self.timeout:
+            self.host.log.info(
                 "HTTP/2 connection from %s read nothing for %gs: closed",
                 self.peer_ip,
-                self.wait_timeout,
+                self.timeout,
             )
             self.close()
             return
-        if not self.worker.alive:
-            self.core.start_shutdown()
-        elif (
-            not self.channels
-            and not self.core.open_streams
-            and (now - self.idle_since >= self.worker.cfg.keepalive)
-        ):
-            self.core.start_shutdown()  # keepalive: idle connections get GOAWAY
-        self.worker.mark_dirty(self)
+        idle = not self.streams and not self.core.open_streams
+        if self.stopping or (idle and now - self.idle_since >= self.keepalive):
+            self.core.start_shutdown()  # GOAWAY; open streams finish first
+        self.host.dirty(self)
+
+    def stop(self, now: float) -> None:
+        """The worker is stopping: GOAWAY now, streams finish, no lingering."""
+        self.stopping = True
+        self.tick(now)
 
     def linger(self, now: float) -> None:
         """The connection is done and its last bytes (GOAWAY) are with the
-        kernel: send FIN, but read on for a moment before closing.
+        transport: half-close, but read on for a moment before closing.
 
         Closing a socket that still has unread input makes the kernel send
         a TCP reset, and a peer that was still sending (a flood, a request
         racing our GOAWAY) may then lose our GOAWAY before reading it. A
-        stopping worker closes at once, as before."""
-        if not self.worker.alive:
-            self.close()
-            return
-        try:
-            self.sock.shutdown(socket.SHUT_WR)  # (an SSLSocket drops its TLS state here)
-        except OSError:
+        stopping worker closes at once."""
+        if self.stopping or not self.transport.shutdown_write():
             self.close()
             return
         self.lingering_until = now + LINGER
 
-    def _discard(self) -> None:
-        """Read and drop what the peer still sends; close at its EOF, or
-        once it sent LINGER_BYTES."""
-        for _ in range(READS_PER_EVENT):
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except (ssl.SSLError, BlockingIOError):
-                return
-            except OSError:
-                data = b""
-            self.lingered += len(data)
-            if not data or self.lingered >= LINGER_BYTES:
-                self.close()
-                return
-
     def close(self) -> None:
+        """Close the connection now; applications still serving are aborted."""
         if self.closed:
             return
         self.closed = True
-        for channel in self.channels.values():
-            channel.abort(ErrorCodes.CANCEL)
-        self.channels.clear()
-        self.worker.forget(self)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def _set_priority(environ: dict[str, Any], weight: int, depends_on: int) -> None:
-    environ["gunicorn.http2.priority_weight"] = weight
-    environ["gunicorn.http2.priority_depends_on"] = depends_on
+        self._abort_all(ErrorCodes.CANCEL)
+        self.host.closed(self)
+        self.transport.close()

@@ -359,7 +359,10 @@ class Peer(_Blocks):
         return got[0]
 
     def answer(self, sid: int, body: bytes = b"ok") -> list[tuple]:
-        """The application's response (200 and ``body``); the frames written."""
+        """The application's response (200 and ``body``); the frames written.
+        As a session does, nothing is sent for a stream already aborted."""
+        if not self.core.is_serving(sid):
+            return self.frames()
         self.core.respond(sid, 200, [(b"content-length", str(len(body)).encode())])
         self.core.send_body(sid, body, end_stream=True)
         return self.frames()
@@ -540,7 +543,10 @@ def open_post(peer: Peer, sid: int = 1) -> None:
 
 
 def respond(peer: Peer, sid: int, body: bytes) -> list[tuple]:
-    """Answer 200 with ``body`` and return the frames the server wrote."""
+    """Answer 200 with ``body`` and return the frames the server wrote
+    (nothing for a stream already aborted, as a session does)."""
+    if not peer.core.is_serving(sid):
+        return peer.frames()
     peer.core.respond(sid, 200, [])
     peer.core.send_body(sid, body, end_stream=True)
     return peer.frames()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
@@ -372,48 +371,3 @@ def _send_plain(
     info.headers = [("Content-Type", "text/plain"), ("Content-Length", length)]
     block = [(b"content-type", b"text/plain"), (b"content-length", length.encode())]
     channel.send_head(status, block, body, True)
-
-
-class ServeContext:
-    """What serving a stream needs from its worker, looked up once per worker
-    (Gunicorn's ``Config`` attribute access is slow enough to show per request)."""
-
-    def __init__(self, worker: Any) -> None:
-        cfg = worker.cfg
-        self.worker = worker
-        self.app: WSGIApp = worker.wsgi
-        self.log = worker.log
-        self.pre_request = cfg.pre_request
-        self.post_request = cfg.post_request
-        self.access_log = _access_log_enabled(worker.log, cfg)
-
-
-def _access_log_enabled(log: Any, cfg: Any) -> bool:
-    enabled = getattr(log, "access_log_enabled", None)  # Gunicorn 25+
-    if enabled is not None:
-        return bool(enabled)
-    return bool(  # Gunicorn 23/24: the same rule as its Logger.access
-        cfg.accesslog
-        or cfg.logconfig
-        or getattr(cfg, "logconfig_dict", None)
-        or getattr(cfg, "logconfig_json", None)
-        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
-    )
-
-
-def serve_stream(
-    ctx: ServeContext, channel: Channel, environ: dict[str, Any], req: H2Request
-) -> None:
-    """Serve one stream with the worker's hooks, error log and access log."""
-    started = datetime.now() if ctx.access_log else None
-    ctx.pre_request(ctx.worker, req)
-    stream = WSGIStream(ctx.app, channel, environ, req)
-    stream.run()
-    if stream.error is not None:
-        ctx.log.error("Error handling request %s", req.uri, exc_info=stream.error)
-    if started is not None:
-        ctx.log.access(stream.info, req, environ, datetime.now() - started)
-    try:
-        ctx.post_request(ctx.worker, req, environ, stream.info)
-    except Exception:
-        ctx.log.exception("Exception in post_request hook")

@@ -29,7 +29,6 @@ from gunicorn.workers import base
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from h2workers.app.wsgi.environ import worker_environ
 from h2workers.app.wsgi.http1 import (
     H1Connection,
     H1Exchange,
@@ -40,11 +39,13 @@ from h2workers.app.wsgi.http1 import (
     start_upgrade,
     upgrade_settings,
 )
-from h2workers.app.wsgi.runner import ServeContext
+from h2workers.app.wsgi.serve import ServeContext, serve_h2
 from h2workers.config import ServerOptions, server_options
+from h2workers.drivers.gthread.connection import SocketConnection
 from h2workers.drivers.gthread.threads import Mailbox, Parker, ThreadPool
-from h2workers.session.channel import ThreadChannel
-from h2workers.session.session import H2Session
+from h2workers.session.channel import SyncChannel
+from h2workers.session.session import Session
+from h2workers.session.stream import Stream
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0
@@ -93,8 +94,8 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.options = server_options(self.cfg)
         self.conns: dict[Any, None] = {}  # every open connection object
-        self.dirty: dict[H2Session, None] = {}
-        self.waking: list[ThreadChannel] = []
+        self.to_flush: dict[Session, None] = {}
+        self.waking: list[Stream] = []
         self.accepting = False
         self.adopted = 0  # connections accepted since the heap was last trimmed
         self.trimmed_at = 0.0
@@ -103,7 +104,6 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         self.selector = selectors.DefaultSelector()
         self.mailbox = Mailbox(self._command_failed)
         self.pool = ThreadPool(max(1, self.cfg.threads), self._job_failed)
-        self.base_environ = worker_environ(self.cfg)
         self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
         self.head_limit = request_head_limit(self.cfg)
         super().init_process()
@@ -119,7 +119,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
     # -- the I/O loop ----------------------------------------------------------
 
     def run(self) -> None:
-        self.serve_context = ServeContext(self)  # the app is loaded by now
+        self.serve_context = ServeContext(self, multithread=True)  # the app is loaded by now
         self.selector.register(self.mailbox.fileno(), READ, self._on_mailbox)
         self.selector.register(self.PIPE[0], READ, self._on_signal_pipe)
         self._set_accepting(True)
@@ -154,22 +154,38 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
 
     def _flush(self) -> None:
         now = time.monotonic()
-        while self.dirty:
-            session = next(iter(self.dirty))
-            del self.dirty[session]
+        to_flush = self.to_flush
+        while to_flush:
+            session = next(iter(to_flush))
+            del to_flush[session]
             session.flush(now)
         waking = self.waking
         while waking:
             waking.pop().wake()
 
-    def wake_later(self, channel: ThreadChannel) -> None:
-        """Wake a reader once this turn's output is sent: its thread would
-        otherwise take the core from the I/O thread before the client gets
-        the WINDOW_UPDATE that lets it send on."""
-        self.waking.append(channel)
+    # -- the sessions' Host ------------------------------------------------------
 
-    def mark_dirty(self, session: H2Session) -> None:
-        self.dirty[session] = None
+    def start(self, session: Session, stream: Stream) -> None:
+        """Run a new stream's app on a pool thread."""
+        self.count_request()
+        post, ctx = self.mailbox.post, self.serve_context
+        self.pool.submit(lambda parker: serve_h2(ctx, SyncChannel(session, stream, parker, post)))
+
+    def wake(self, stream: Stream) -> None:
+        """Wake a reader once this turn's output is sent: its thread would
+        otherwise take the GIL from the I/O thread before the client gets
+        the WINDOW_UPDATE that lets it send on."""
+        self.waking.append(stream)
+
+    def dirty(self, session: Session) -> None:
+        self.to_flush[session] = None
+
+    def closed(self, session: Session) -> None:
+        conn = session.transport
+        self._unregister(conn)
+        self.conns.pop(conn, None)
+        self.to_flush.pop(session, None)
+        self._maybe_resume_accepting()
 
     def _on_mailbox(self, mask: int) -> None:
         self.mailbox.drain_pipe()  # the queue itself is run on every loop turn
@@ -189,8 +205,8 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         expired: dict[str, list[Any]] = {}
         stale: list[Any] = []
         for conn in list(self.conns):
-            if isinstance(conn, H2Session):
-                conn.tick(now)
+            if isinstance(conn, SocketConnection):
+                conn.session.tick(now)
             elif isinstance(conn, (_Pending, H1Connection)) and 0 < conn.deadline <= now:
                 if isinstance(conn, _Pending) or conn.initial:
                     expired.setdefault(self._unfinished(conn), []).append(conn.peer)
@@ -337,37 +353,11 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             _close(pending.sock)
 
     def _start_h2(self, pending: _Pending) -> None:
-        secure = self.ssl_context is not None
-        session = H2Session(self, pending.sock, pending.peer, pending.server, secure)
-        self._register(session, READ, self._session_handler(session))
-        session.start(pending.buf)
-        if secure:
-            session.on_readable()  # TLS may hold decrypted bytes the selector won't report
-
-    def _session_handler(self, session: H2Session) -> Callable[[int], None]:
-        def handle(mask: int) -> None:
-            try:
-                if mask & READ:
-                    session.on_readable()
-                if mask & WRITE and not session.closed:
-                    session.write()
-            except Exception:  # a bug of ours: it costs this connection, not the worker
-                self.log.exception("Internal error on HTTP/2 connection from %s", session.peer)
-                session.close()
-
-        return handle
-
-    def watch(self, session: H2Session, write: bool) -> None:
-        if not session.closed:
-            self.selector.modify(
-                session.sock, READ | WRITE if write else READ, self._session_handler(session)
-            )
-
-    def forget(self, session: H2Session) -> None:
-        self._unregister(session)
-        self.conns.pop(session, None)
-        self.dirty.pop(session, None)
-        self._maybe_resume_accepting()
+        conn = SocketConnection(self, pending.sock, pending.peer, pending.server)
+        self._register(conn, READ, conn.on_event)
+        conn.session.start(pending.buf, time.monotonic())
+        if conn.session.secure:
+            conn.on_event(READ)  # TLS may hold decrypted bytes the selector won't report
 
     # -- HTTP/1.1 ----------------------------------------------------------------
 
@@ -455,9 +445,12 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         if isinstance(outcome, Upgrade):
             del self.conns[conn]
             conn.sock.setblocking(False)
-            session = H2Session(self, conn.sock, conn.peer, conn.server, secure=False)
-            self._register(session, READ, self._session_handler(session))
-            session.start_upgraded(outcome)
+            h2 = SocketConnection(self, conn.sock, conn.peer, conn.server)
+            self._register(h2, READ, h2.on_event)
+            upgrade, now = outcome, time.monotonic()
+            h2.session.start_upgraded(
+                upgrade.http2_settings, upgrade.block, upgrade.body, upgrade.pending, now
+            )
         elif outcome and self.alive:
             conn.sock.setblocking(False)
             del self.conns[conn]
@@ -495,13 +488,13 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         for conn in list(self.conns):
             if isinstance(conn, _Pending) or (isinstance(conn, H1Connection) and conn.deadline):
                 self._drop(conn)
-            elif isinstance(conn, H2Session):
-                conn.tick(time.monotonic())
+            elif isinstance(conn, SocketConnection):
+                conn.session.stop(time.monotonic())
 
     def _finish_stop(self) -> None:
         for conn in list(self.conns):
-            if isinstance(conn, H2Session):
-                conn.close()
+            if isinstance(conn, SocketConnection):
+                conn.session.close()
             else:
                 self._drop(conn)
         self.pool.stop(timeout=1.0)

@@ -1,0 +1,122 @@
+"""Serving one HTTP/2 stream with a WSGI app, as Gunicorn serves a request.
+
+Driver-neutral: a driver calls ``serve_h2`` where application code runs (a
+pool thread, a greenlet) with the stream's ``SyncChannel``. The sequence is
+Gunicorn's: the request policy (``environ.EnvironBuilder``), ``pre_request``,
+the app (``runner.WSGIStream``), the error log, the access log,
+``post_request``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from h2.errors import ErrorCodes
+
+from h2workers.app.wsgi.environ import (
+    EnvironBuilder,
+    H2Request,
+    RequestRejected,
+    worker_environ,
+)
+from h2workers.app.wsgi.runner import Channel, WSGIApp, WSGIStream, reject
+from h2workers.errors import StreamClosed
+from h2workers.session.channel import SyncChannel
+from h2workers.session.stream import StreamState
+
+
+class ServeContext:
+    """What serving a stream needs from its worker, looked up once per worker
+    (Gunicorn's ``Config`` attribute access is slow enough to show per request)."""
+
+    def __init__(self, worker: Any, multithread: bool) -> None:
+        cfg = worker.cfg
+        self.worker = worker
+        self.cfg = cfg
+        self.multithread = multithread  # wsgi.multithread: the driver knows
+        self.app: WSGIApp = worker.wsgi
+        self.log = worker.log
+        self.pre_request = cfg.pre_request
+        self.post_request = cfg.post_request
+        self.access_log = _access_log_enabled(worker.log, cfg)
+        self.base_environ = worker_environ(cfg)
+
+
+def _access_log_enabled(log: Any, cfg: Any) -> bool:
+    enabled = getattr(log, "access_log_enabled", None)  # Gunicorn 25+
+    if enabled is not None:
+        return bool(enabled)
+    return bool(  # Gunicorn 23/24: the same rule as its Logger.access
+        cfg.accesslog
+        or cfg.logconfig
+        or getattr(cfg, "logconfig_dict", None)
+        or getattr(cfg, "logconfig_json", None)
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
+
+
+def serve_stream(
+    ctx: ServeContext, channel: Channel, environ: dict[str, Any], req: H2Request
+) -> None:
+    """Serve one stream with the worker's hooks, error log and access log."""
+    started = datetime.now() if ctx.access_log else None
+    ctx.pre_request(ctx.worker, req)
+    stream = WSGIStream(ctx.app, channel, environ, req)
+    stream.run()
+    if stream.error is not None:
+        ctx.log.error("Error handling request %s", req.uri, exc_info=stream.error)
+    if started is not None:
+        ctx.log.access(stream.info, req, environ, datetime.now() - started)
+    try:
+        ctx.post_request(ctx.worker, req, environ, stream.info)
+    except Exception:
+        ctx.log.exception("Exception in post_request hook")
+
+
+def serve_h2(ctx: ServeContext, channel: SyncChannel) -> None:
+    """Serve one stream where the driver runs application code; never raises."""
+    session, stream = channel.session, channel.stream
+    if stream.state is not StreamState.OPEN:
+        return  # reset while it waited for a thread: the app never runs
+    try:
+        try:
+            environ, req = _environ_builder(ctx, session).build(stream.stream_id, stream.head)
+        except RequestRejected as exc:
+            ctx.log.warning("Invalid request from ip=%s: %s", session.peer_ip, exc)
+            reject(channel, exc)
+            return
+        environ["wsgi.multithread"] = ctx.multithread
+        session.watch_priority(stream, _priority_keys(environ, req))
+        serve_stream(ctx, channel, environ, req)
+    except StreamClosed:
+        pass
+    except Exception:
+        ctx.log.exception("Error serving HTTP/2 stream %d", stream.stream_id)
+        channel.reset(ErrorCodes.INTERNAL_ERROR)
+    finally:
+        channel.finish()
+
+
+def _environ_builder(ctx: ServeContext, session: Any) -> EnvironBuilder:
+    """One per connection, built on first use: an idle connection should
+    cost as little as possible (two threads racing here build equal copies)."""
+    builder: EnvironBuilder | None = session.app_context
+    if builder is None:
+        builder = EnvironBuilder(
+            ctx.cfg, ctx.base_environ, session.peer, session.server, session.secure
+        )
+        session.app_context = builder
+    return builder
+
+
+def _priority_keys(environ: dict[str, Any], req: H2Request) -> Callable[[int, int], None]:
+    """Keep the Gunicorn priority keys (and the request's fields) current."""
+
+    def show(weight: int, depends_on: int) -> None:
+        req.priority_weight, req.priority_depends_on = weight, depends_on
+        environ["gunicorn.http2.priority_weight"] = weight
+        environ["gunicorn.http2.priority_depends_on"] = depends_on
+
+    return show
