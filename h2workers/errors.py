@@ -34,6 +34,21 @@ class StreamViolation(ProtocolViolation):
     """Only one stream is affected: answered with RST_STREAM."""
 
 
+class RequestRejected(H2WorkersError):
+    """A request breaks a Gunicorn limit or policy: answered with ``status``
+    (414, 431, 400) on its own stream; the connection goes on."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class InvalidResponse(H2WorkersError, ValueError):
+    """The application produced a status, header or body length that cannot
+    be sent: a 500 if the head is not out yet, else RST_STREAM(INTERNAL_ERROR)."""
+
+
 class UnknownStream(H2WorkersError, KeyError):
     """A command named a stream the core does not serve.
 

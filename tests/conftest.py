@@ -32,8 +32,9 @@ if str(REPO) not in sys.path:  # so tests can import tests.apps
     sys.path.insert(0, str(REPO))
 
 WORKER = "h2workers.GThreadH2"
-# Every worker class that exists: the interop and real-app suites run against
-# each (a new driver joins them here).
+# Every worker class that exists. Every suite that starts a server (e2e,
+# conformance, attacks, faults, interop, real apps) runs against each: a new
+# driver joins all of them by adding its name here.
 WORKERS = [WORKER]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -215,9 +216,10 @@ def _http1_probe(port: int, tls: TLSFiles | None) -> bool:
 class ServerFactory:
     """Starts servers and stops every one it started."""
 
-    def __init__(self, tls: TLSFiles, workdir: Path) -> None:
+    def __init__(self, tls: TLSFiles, workdir: Path, worker: str = WORKER) -> None:
         self.tls_files = tls
         self.workdir = workdir
+        self.worker = worker  # the worker class a server gets unless told otherwise
         self.servers: list[Server] = []
         self.count = 0
 
@@ -237,7 +239,7 @@ class ServerFactory:
         self,
         port: int,
         *,
-        worker: str = WORKER,
+        worker: str | None = None,
         tls: bool = True,
         args: Sequence[str] = (),
         config: Path | None = None,
@@ -247,7 +249,7 @@ class ServerFactory:
     ) -> list[str]:
         cmd = [
             *gunicorn_command(gunicorn),
-            "-k", worker, "-w", "1", "--threads", str(threads),
+            "-k", worker or self.worker, "-w", "1", "--threads", str(threads),
             "-b", f"127.0.0.1:{port}", "--log-level", "info", "--graceful-timeout", "5",
         ]  # fmt: skip
         if tls:
@@ -268,7 +270,7 @@ class ServerFactory:
 
     def __call__(
         self,
-        worker: str = WORKER,
+        worker: str | None = None,
         tls: bool = True,
         args: Sequence[str] = (),
         config_text: str | None = None,
@@ -366,9 +368,19 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     return files
 
 
+def short_name(worker: str) -> str:
+    return worker.rsplit(".", 1)[-1]
+
+
+@pytest.fixture(scope="session", params=WORKERS, ids=short_name)
+def worker_class(request: pytest.FixtureRequest) -> str:
+    """The worker class under test: every server-starting suite runs per class."""
+    return str(request.param)
+
+
 @pytest.fixture
-def server(tls_files: TLSFiles, tmp_path: Path) -> Iterator[ServerFactory]:
-    factory = ServerFactory(tls_files, tmp_path / "servers")
+def server(tls_files: TLSFiles, tmp_path: Path, worker_class: str) -> Iterator[ServerFactory]:
+    factory = ServerFactory(tls_files, tmp_path / "servers", worker_class)
     try:
         yield factory
     finally:
@@ -377,9 +389,9 @@ def server(tls_files: TLSFiles, tmp_path: Path) -> Iterator[ServerFactory]:
 
 @pytest.fixture(scope="module")
 def module_server(
-    tls_files: TLSFiles, tmp_path_factory: pytest.TempPathFactory
+    tls_files: TLSFiles, tmp_path_factory: pytest.TempPathFactory, worker_class: str
 ) -> Iterator[ServerFactory]:
-    factory = ServerFactory(tls_files, tmp_path_factory.mktemp("servers"))
+    factory = ServerFactory(tls_files, tmp_path_factory.mktemp("servers"), worker_class)
     try:
         yield factory
     finally:

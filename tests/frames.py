@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import hpack
 from h2.config import H2Configuration
@@ -422,3 +423,37 @@ def encode_item(raw: RawClient, item) -> bytes:
     if kind == "continuation":
         return raw_frame(9, 4 if flag else 0, sid, raw.encode([(b"x-c", b"2")]))
     return raw.priority(sid, 100, 0 if flag else 3, flag).serialize()
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    ftype: int
+    flags: int
+    sid: int
+    payload: bytes
+    reserved: bool = False
+
+
+class RawFrameReader:
+    """Splits bytes into frames by the 9-octet header alone (RFC 9113 4.1),
+    without parsing them: the conformance suite judges every bit itself."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, chunk: bytes) -> list[RawFrame]:
+        self.buf += chunk
+        out = []
+        while len(self.buf) >= 9:
+            length = int.from_bytes(self.buf[:3], "big")
+            if len(self.buf) < 9 + length:
+                break
+            word = int.from_bytes(self.buf[5:9], "big")
+            out.append(
+                RawFrame(
+                    self.buf[3], self.buf[4], word & 0x7FFFFFFF, bytes(self.buf[9 : 9 + length]),
+                    bool(word >> 31),
+                )
+            )  # fmt: skip
+            del self.buf[: 9 + length]
+        return out

@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from h2workers.errors import InvalidResponse
 from h2workers.proto.headers import Header
+
+__all__ = ["InvalidResponse", "encode_headers", "has_no_body", "parse_status"]
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(r"[ \t\x21-\x7e\x80-\xff]*")
@@ -19,10 +22,6 @@ _STATUS = re.compile(r"([1-9][0-9]{2})(?: [ \t\x21-\x7e\x80-\xff]*)?")
 _CONNECTION_SPECIFIC = frozenset(
     ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te")
 )
-
-
-class InvalidResponse(ValueError):
-    """The application produced a status or header that cannot be sent."""
 
 
 def parse_status(status: str) -> int:

@@ -21,7 +21,6 @@ thread (or greenlet, or event loop) that owns its connection.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -31,7 +30,7 @@ from h2workers.config import H2Settings
 from h2workers.proto import events as ev
 from h2workers.proto.core import H2Core
 from h2workers.proto.headers import Header
-from h2workers.session.stream import Stream, StreamEvent
+from h2workers.session.stream import OPEN, Stream, StreamEvent
 
 HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
 OUT_HELD = 256 * 1024  # unsent bytes past which no more body is framed
@@ -110,7 +109,6 @@ class Session:
         # What the app layer keeps per connection (the WSGI environ's
         # connection part), made by the first stream that needs it.
         self.app_context: Any = None
-        self.priority_lock = threading.Lock()
 
     def start(self, initial: bytes, now: float) -> None:
         self.core.initiate()
@@ -169,7 +167,7 @@ class Session:
                 if stream is not None:
                     self._reprioritize(stream, event.weight, event.depends_on)
         for stream in fed:
-            if not stream.live:
+            if stream.state is not OPEN:
                 continue
             # bytes the app's reads are after count as read already: one
             # WINDOW_UPDATE for all the frames that came in this read
@@ -178,27 +176,34 @@ class Session:
                 self.host.wake(stream)  # enough for the read(), or its end
 
     def _reprioritize(self, stream: Stream, weight: int, depends_on: int) -> None:
-        with self.priority_lock:  # see watch_priority
-            stream.priority = (weight, depends_on)
-            if stream.priority_listener is not None:
-                stream.priority_listener(weight, depends_on)
+        stream.priority = priority = (weight, depends_on)
+        listener = stream.priority_listener
+        if listener is not None:
+            listener(*priority)
 
-    def watch_priority(self, stream: Stream, listener: Callable[[int, int], None]) -> None:
+    @staticmethod
+    def watch_priority(stream: Stream, listener: Callable[[int, int], None]) -> None:
         """Show ``listener`` the stream's priority now and at each change.
 
-        Called from the application side: the lock makes "read the latest
-        value, then subscribe" one step, so that a PRIORITY frame arriving
-        meanwhile is never overwritten by the value read before it."""
-        with self.priority_lock:
-            listener(*stream.priority)
-            if stream.live:  # else _forget_listener ran already
-                stream.priority_listener = listener
+        Called on the application side, without a lock: the listener is
+        published first, then shown the current value until that value is
+        still current afterwards. A change the session makes meanwhile is
+        shown by the session itself (it sees the listener) or by the next
+        round here, so the last value shown is always the latest."""
+        stream.priority_listener = listener
+        while True:
+            priority = stream.priority
+            listener(*priority)
+            if stream.priority is priority:
+                break
+        if stream.state is not OPEN:  # done or aborted meanwhile: see _forget_listener
+            stream.priority_listener = None
 
-    def _forget_listener(self, stream: Stream) -> None:
+    @staticmethod
+    def _forget_listener(stream: Stream) -> None:
         """The app is done or gone: drop the listener (it holds the environ,
         which holds the stream: a cycle only the garbage collector frees)."""
-        with self.priority_lock:
-            stream.priority_listener = None
+        stream.priority_listener = None
 
     def _start_stream(self, event: ev.RequestStarted) -> None:
         sid = event.stream_id
@@ -272,7 +277,7 @@ class Session:
     def send_head(
         self, stream: Stream, status: int, headers: list[Header], body: bytes, end: bool
     ) -> None:
-        if stream.live:
+        if stream.state is OPEN:
             self.core.respond(stream.stream_id, status, headers, end_stream=end and not body)
             if body:
                 self.core.send_body(stream.stream_id, body, end)
@@ -283,38 +288,38 @@ class Session:
     def send_body(self, stream: Stream, data: bytes, end: bool) -> None:
         # A piece that does not end the stream is only queued: ``flush``
         # frames it and wakes a writer waiting for room.
-        if stream.live:
+        if stream.state is OPEN:
             self.core.send_body(stream.stream_id, data, end)
             if end:
                 self._done(stream)
             self.host.dirty(self)
 
     def send_informational(self, stream: Stream, status: int, headers: list[Header]) -> None:
-        if stream.live:
+        if stream.state is OPEN:
             self.core.informational(stream.stream_id, status, headers)
             self.host.dirty(self)
 
     def send_trailers(self, stream: Stream, headers: list[Header]) -> None:
-        if stream.live:
+        if stream.state is OPEN:
             self.core.send_trailers(stream.stream_id, headers)
             self._done(stream)
             self.host.dirty(self)
 
     def reset(self, stream: Stream, code: ErrorCodes) -> None:
-        if stream.live:
+        if stream.state is OPEN:
             self.core.reset(stream.stream_id, code)
             self._abort(stream, code)
             self.host.dirty(self)
 
     def read_upto(self, stream: Stream, taken: int) -> None:
         """The app has read ``taken`` bytes of the body: reopen the window."""
-        if stream.live:
+        if stream.state is OPEN:
             self.core.credit_upto(stream.stream_id, taken)
             self.host.dirty(self)
 
     def app_done(self, stream: Stream) -> None:
         """The application returned without ending the stream itself."""
-        if stream.live:
+        if stream.state is OPEN:
             self._done(stream)
             self.host.dirty(self)
 

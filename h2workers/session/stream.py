@@ -6,7 +6,7 @@ side (``channel.py``, on a pool thread, a greenlet or a task). Every field
 has exactly one writer, named below, so no lock is taken:
 
 * the session writes ``state``, ``abort_code``, ``chunks`` (appends),
-  ``body_done`` and ``priority`` (the last under ``Session.priority_lock``);
+  ``body_done`` and ``priority`` (see ``Session.watch_priority``);
 * the core writes the two counts the stream refers to: ``inbound``
   (request-body bytes handed out and window credit given back) and
   ``outbound.framed`` (response bytes that left for the wire);
@@ -38,12 +38,16 @@ class StreamState(enum.Enum):
     DONE = "done"  # the application sent its last command; the core sends the rest
     ABORTED = "aborted"  # reset (by the peer or by us) or its connection ended
 
+    __hash__ = object.__hash__  # members are singletons: skip Enum's hash of the name
+
 
 class StreamEvent(enum.Enum):
     """What moves a stream from one state to another."""
 
     APP_DONE = "the application ended or reset the stream"
     ABORT = "the stream was reset or its connection ended"
+
+    __hash__ = object.__hash__
 
 
 # The whole state machine: (state, event) -> next state. A pair missing here
@@ -53,6 +57,9 @@ TRANSITIONS: dict[tuple[StreamState, StreamEvent], StreamState] = {
     (StreamState.OPEN, StreamEvent.APP_DONE): StreamState.DONE,
     (StreamState.OPEN, StreamEvent.ABORT): StreamState.ABORTED,
 }
+
+
+OPEN = StreamState.OPEN  # looked up on every command: a module constant is cheaper
 
 
 class Waiter(Protocol):
@@ -112,7 +119,7 @@ class Stream:
         # RFC 9113 5.3 (weight, depends_on): from the head, then PRIORITY frames
         self.priority = (head.priority_weight, head.priority_depends_on)
         # Set by the app layer to show changes (the WSGI environ's keys);
-        # both sides touch the two only under the session's ``priority_lock``.
+        # Session.watch_priority tells how the two sides share them.
         self.priority_listener: Callable[[int, int], None] | None = None
 
     def move(self, event: StreamEvent) -> bool:
@@ -122,10 +129,6 @@ class Stream:
             return False
         self.state = after
         return True
-
-    @property
-    def live(self) -> bool:
-        return self.state is StreamState.OPEN
 
     @property
     def unread(self) -> int:

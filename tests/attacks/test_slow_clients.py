@@ -243,6 +243,7 @@ def preface_slowloris(h2c1):
     return _slowloris(h2c1, b"PRI * HT")
 
 
+@pytest.mark.usefixtures("worker_class")  # the servers below are per worker class
 @pytest.mark.parametrize("attack", ["tls_slowloris", "preface_slowloris"])
 def test_slowloris_is_closed_after_timeout(request, attack):
     seen = request.getfixturevalue(attack)

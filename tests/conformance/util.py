@@ -27,10 +27,10 @@ from h2.errors import ErrorCodes
 from h2workers.config import H2Settings
 from h2workers.proto import events as ev
 from h2workers.proto.core import H2Core
+from tests.frames import PREFACE, RawFrame, RawFrameReader
 from tests.frames import raw_frame as frame  # the RFC tests call it ``frame``
 from tests.sockets import SocketPeer
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 Header = tuple[bytes, bytes]
 
 # Frame types (RFC 9113 6) and flags.
@@ -154,39 +154,6 @@ def request_block(
 # -- frames the server sends ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RawFrame:
-    ftype: int
-    flags: int
-    sid: int
-    payload: bytes
-    reserved: bool = False
-
-
-class FrameReader:
-    """Splits bytes into frames by the 9-octet header alone (RFC 9113 4.1)."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-
-    def feed(self, chunk: bytes) -> list[RawFrame]:
-        self.buf += chunk
-        out = []
-        while len(self.buf) >= 9:
-            length = int.from_bytes(self.buf[:3], "big")
-            if len(self.buf) < 9 + length:
-                break
-            word = int.from_bytes(self.buf[5:9], "big")
-            out.append(
-                RawFrame(
-                    self.buf[3], self.buf[4], word & MAX_WINDOW, bytes(self.buf[9 : 9 + length]),
-                    bool(word >> 31),
-                )
-            )  # fmt: skip
-            del self.buf[: 9 + length]
-        return out
-
-
 def _code(value: int) -> ErrorCodes | int:
     try:
         return ErrorCodes(value)
@@ -308,7 +275,7 @@ class Peer(_Blocks):
     ) -> None:
         self.core = H2Core(server or H2Settings())
         self.encoder = hpack.Encoder()
-        self.reader = FrameReader()
+        self.reader = RawFrameReader()
         self.events: list[ev.Event] = []
         self.raw: list[RawFrame] = []  # everything the server wrote, in order
         self._setup_blocks()
@@ -429,7 +396,7 @@ class Wire(SocketPeer, _Blocks):
         self, port: int, context: ssl.SSLContext | None = None, timeout: float = 5.0
     ) -> None:
         super().__init__(port, context, timeout=timeout)
-        self.reader = FrameReader()
+        self.reader = RawFrameReader()
         self.encoder = hpack.Encoder()
         self.data = b""  # every byte received
         self.raw: list[RawFrame] = []  # every frame received

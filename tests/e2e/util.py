@@ -29,29 +29,11 @@ from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
 from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame, SettingsFrame
 
+from tests.frames import PREFACE as PREFACE  # one PREFACE for every suite (re-exported)
+from tests.frames import FrameReader
 from tests.sockets import SocketPeer
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 Header = tuple[bytes, bytes]
-
-
-class FrameReader:
-    """Splits the server's bytes into frames, independently of h2."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-
-    def feed(self, data: bytes) -> list[Frame]:
-        self.buf += data
-        frames = []
-        while len(self.buf) >= 9:
-            frame, length = Frame.parse_frame_header(memoryview(bytes(self.buf[:9])))
-            if len(self.buf) < 9 + length:
-                break
-            frame.parse_body(memoryview(bytes(self.buf[9 : 9 + length])))
-            del self.buf[: 9 + length]
-            frames.append(frame)
-        return frames
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Servers and clients for the interop suite.
 
-``WORKERS`` lists every worker class that exists: each new driver joins the
-matrix by being added here, not by copying tests. Every (worker, transport)
-pair gets one server per module: TLS with ALPN, and h2c prior knowledge.
+Every worker class in ``tests.conftest.WORKERS`` (through ``module_server``)
+and transport gets one server per module: TLS with ALPN, and h2c prior
+knowledge. A new driver joins the matrix by being added there.
 """
 
 from __future__ import annotations
@@ -12,18 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.apps import pieces_body
-from tests.conftest import WORKERS, Server, ServerFactory
+from tests.conftest import Server, ServerFactory
 
 TRANSPORTS = ["tls", "h2c"]
 APP = "tests.interop.app:app"
 
 
-@pytest.fixture(scope="module", params=[(w, t) for w in WORKERS for t in TRANSPORTS],
-                ids=lambda p: f"{p[0].rsplit('.', 1)[-1]}-{p[1]}")  # fmt: skip
+@pytest.fixture(scope="module", params=TRANSPORTS)
 def srv(request: pytest.FixtureRequest, module_server: ServerFactory) -> Server:
-    worker, transport = request.param
     return module_server(
-        worker=worker, tls=transport == "tls", app=APP, threads=8,
+        tls=request.param == "tls", app=APP, threads=8,
         args=["--access-logfile", "-", "--timeout", "60"],
     )  # fmt: skip
 

@@ -17,22 +17,20 @@ import httpx
 import pytest
 
 from tests.apps import pieces_body
-from tests.conftest import WORKERS
 from tests.realapps.flask_app import BIG
 
 MIB = 1 << 20
 
 
-@pytest.fixture(scope="module", params=WORKERS, ids=lambda w: w.rsplit(".", 1)[-1])
-def flask_srv(request, module_server):
-    return module_server(worker=request.param, app="tests.realapps.flask_app:app", threads=8,
+@pytest.fixture(scope="module")
+def flask_srv(module_server):  # one per worker class (see tests.conftest.WORKERS)
+    return module_server(app="tests.realapps.flask_app:app", threads=8, args=["--timeout", "60"])
+
+
+@pytest.fixture(scope="module")
+def django_srv(module_server):
+    return module_server(app="tests.realapps.django_app:application", threads=8,
                          args=["--timeout", "60"])  # fmt: skip
-
-
-@pytest.fixture(scope="module", params=WORKERS, ids=lambda w: w.rsplit(".", 1)[-1])
-def django_srv(request, module_server):
-    return module_server(worker=request.param, app="tests.realapps.django_app:application",
-                         threads=8, args=["--timeout", "60"])  # fmt: skip
 
 
 @pytest.fixture(params=["HTTP/2", "HTTP/1.1"])
