@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from gunicorn import util
@@ -28,6 +27,7 @@ from gunicorn.http import RequestParser
 from gunicorn.http import wsgi as gwsgi
 
 from h2workers.app.response import encode_headers
+from h2workers.app.wsgi.hooks import ServeContext, request_hooks
 from h2workers.proto.headers import Header
 
 UPGRADE_BODY_LIMIT = 65536
@@ -160,52 +160,47 @@ def next_request(conn: H1Connection, cfg: Any) -> Any:
 class H1Exchange:
     """One request/response on Gunicorn's HTTP/1.1 machinery."""
 
-    def __init__(self, worker: Any, conn: H1Connection, req: Any) -> None:
-        self.worker = worker
+    def __init__(self, ctx: ServeContext, conn: H1Connection, req: Any) -> None:
+        self.ctx = ctx
         self.conn = conn
         self.req = req
         self.trailers: list[tuple[str, str]] | None = None
 
     def serve(self, keepalive_allowed: bool) -> bool:
-        """Run the app; returns whether the connection may be kept alive."""
-        worker, req, conn, cfg = self.worker, self.req, self.conn, self.worker.cfg
-        environ: dict[str, Any] = {}
-        resp = None
-        started = datetime.now()
-        try:
-            cfg.pre_request(worker, req)
-            resp, environ = gwsgi.create(req, conn.sock, conn.peer, conn.server, cfg)
-            environ["wsgi.multithread"] = True
+        """Run the app; returns whether the connection may be kept alive.
+        An error before the head is sent propagates (the driver answers 500
+        through Gunicorn's ``handle_error``)."""
+        ctx, req, conn = self.ctx, self.req, self.conn
+        with request_hooks(ctx, req) as exchange:
+            resp, environ = gwsgi.create(req, conn.sock, conn.peer, conn.server, ctx.cfg)
+            exchange.environ, exchange.response = environ, resp
+            environ["wsgi.multithread"] = ctx.multithread
             if "wsgi.early_hints" not in environ:
                 environ["wsgi.early_hints"] = self._early_hints_sender(resp)
             environ["gunicorn.http2.send_trailers"] = self._set_trailers
             if not keepalive_allowed:
                 resp.force_close()
-            result = worker.wsgi(environ, resp.start_response)
             try:
-                if isinstance(result, environ["wsgi.file_wrapper"]):
-                    resp.write_file(result)
-                else:
-                    for item in result:
-                        resp.write(item)
-                self._finish(resp)
-            finally:
-                worker.log.access(resp, req, environ, datetime.now() - started)
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-            return not resp.should_close()
-        except Exception:
-            if resp is not None and resp.headers_sent:
-                # Too late for a 500: the connection is the only way to say it.
-                worker.log.exception("Error handling request %s", req.uri)
-                return False
-            raise
-        finally:
-            try:
-                cfg.post_request(worker, req, environ, resp)
+                result = ctx.app(environ, resp.start_response)
+                try:
+                    if isinstance(result, environ["wsgi.file_wrapper"]):
+                        resp.write_file(result)
+                    else:
+                        for item in result:
+                            resp.write(item)
+                    self._finish(resp)
+                finally:
+                    exchange.logged = resp
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
             except Exception:
-                worker.log.exception("Exception in post_request hook")
+                if not resp.headers_sent:
+                    raise
+                # Too late for a 500: the connection is the only way to say it.
+                ctx.log.exception("Error handling request %s", req.uri)
+                return False
+            return not resp.should_close()
 
     def _set_trailers(self, headers: list[tuple[str, str]]) -> None:
         encode_headers(headers)  # same checks as any response header

@@ -10,7 +10,6 @@ the app (``runner.WSGIStream``), the error log, the access log,
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from h2.errors import ErrorCodes
@@ -19,60 +18,25 @@ from h2workers.app.wsgi.environ import (
     EnvironBuilder,
     H2Request,
     RequestRejected,
-    worker_environ,
 )
-from h2workers.app.wsgi.runner import Channel, WSGIApp, WSGIStream, reject
+from h2workers.app.wsgi.hooks import ServeContext, request_hooks
+from h2workers.app.wsgi.runner import Channel, WSGIStream, reject
 from h2workers.errors import StreamClosed
 from h2workers.session.channel import SyncChannel
 from h2workers.session.stream import StreamState
 
 
-class ServeContext:
-    """What serving a stream needs from its worker, looked up once per worker
-    (Gunicorn's ``Config`` attribute access is slow enough to show per request)."""
-
-    def __init__(self, worker: Any, multithread: bool) -> None:
-        cfg = worker.cfg
-        self.worker = worker
-        self.cfg = cfg
-        self.multithread = multithread  # wsgi.multithread: the driver knows
-        self.app: WSGIApp = worker.wsgi
-        self.log = worker.log
-        self.pre_request = cfg.pre_request
-        self.post_request = cfg.post_request
-        self.access_log = _access_log_enabled(worker.log, cfg)
-        self.base_environ = worker_environ(cfg)
-
-
-def _access_log_enabled(log: Any, cfg: Any) -> bool:
-    enabled = getattr(log, "access_log_enabled", None)  # Gunicorn 25+
-    if enabled is not None:
-        return bool(enabled)
-    return bool(  # Gunicorn 23/24: the same rule as its Logger.access
-        cfg.accesslog
-        or cfg.logconfig
-        or getattr(cfg, "logconfig_dict", None)
-        or getattr(cfg, "logconfig_json", None)
-        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
-    )
-
-
 def serve_stream(
     ctx: ServeContext, channel: Channel, environ: dict[str, Any], req: H2Request
 ) -> None:
-    """Serve one stream with the worker's hooks, error log and access log."""
-    started = datetime.now() if ctx.access_log else None
-    ctx.pre_request(ctx.worker, req)
-    stream = WSGIStream(ctx.app, channel, environ, req)
-    stream.run()
-    if stream.error is not None:
-        ctx.log.error("Error handling request %s", req.uri, exc_info=stream.error)
-    if started is not None:
-        ctx.log.access(stream.info, req, environ, datetime.now() - started)
-    try:
-        ctx.post_request(ctx.worker, req, environ, stream.info)
-    except Exception:
-        ctx.log.exception("Exception in post_request hook")
+    """Serve one stream inside the worker's hooks, error log and access log."""
+    with request_hooks(ctx, req, environ) as exchange:
+        stream = WSGIStream(ctx.app, channel, environ, req)
+        exchange.response = stream.info  # the hooks see it even if run() fails
+        stream.run()  # never raises: a failure becomes a 500 or a reset
+        if stream.error is not None:
+            ctx.log.error("Error handling request %s", req.uri, exc_info=stream.error)
+        exchange.logged = stream.info
 
 
 def serve_h2(ctx: ServeContext, channel: SyncChannel) -> None:

@@ -13,8 +13,6 @@ See docs/architecture.md for the picture.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import os
 import selectors
@@ -24,11 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gunicorn import http, sock
-from gunicorn.workers import base
-from h2.errors import ErrorCodes
-from hyperframe.frame import GoAwayFrame
+from gunicorn import sock
 
+from h2workers.app.wsgi.hooks import ServeContext
 from h2workers.app.wsgi.http1 import (
     H1Connection,
     H1Exchange,
@@ -39,26 +35,15 @@ from h2workers.app.wsgi.http1 import (
     start_upgrade,
     upgrade_settings,
 )
-from h2workers.app.wsgi.serve import ServeContext, serve_h2
-from h2workers.config import ServerOptions, server_options
+from h2workers.app.wsgi.serve import serve_h2
+from h2workers.drivers.base import H2Worker
 from h2workers.drivers.gthread.connection import SocketConnection
 from h2workers.drivers.gthread.threads import Mailbox, Parker, ThreadPool
+from h2workers.proto.detect import PREFACE, Protocol, bad_preface_goaway, sniff
 from h2workers.session.channel import SyncChannel
 from h2workers.session.session import Session
 from h2workers.session.stream import Stream
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0
-
-
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_malloc_trim = _load_malloc_trim()
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 TICK = 1.0
 
@@ -74,15 +59,12 @@ class _Pending:
         self.buf = b""
 
 
-class GThreadH2(base.Worker):  # type: ignore[misc]
+class GThreadH2(H2Worker):
     """Gunicorn worker class ``h2workers.GThreadH2``."""
-
-    options: ServerOptions
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
-        """Validate the http2_* settings in the master, before any worker forks."""
-        server_options(cfg)
+        super().check_config(cfg, log)
         if cfg.worker_connections <= cfg.threads and cfg.keepalive:
             log.warning(
                 "worker_connections (%s) <= threads (%s): few connections can be held",
@@ -92,13 +74,10 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.options = server_options(self.cfg)
         self.conns: dict[Any, None] = {}  # every open connection object
         self.to_flush: dict[Session, None] = {}
         self.waking: list[Stream] = []
         self.accepting = False
-        self.adopted = 0  # connections accepted since the heap was last trimmed
-        self.trimmed_at = 0.0
 
     def init_process(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -197,11 +176,8 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             pass
 
     def _tick(self, now: float) -> None:
-        self.notify()
-        self._trim_heap(now)
-        if self.ppid != os.getppid():
-            self.log.info("Parent changed, shutting down: %s", self)
-            self.alive = False
+        self.heartbeat()
+        self.trim_heap(now)
         expired: dict[str, list[Any]] = {}
         stale: list[Any] = []
         for conn in list(self.conns):
@@ -211,15 +187,7 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
                 if isinstance(conn, _Pending) or conn.initial:
                     expired.setdefault(self._unfinished(conn), []).append(conn.peer)
                 stale.append(conn)
-        for what, peers in expired.items():  # one line a tick, however many clients
-            self.log.info(
-                "%d %s not complete after %gs, closed (from %s%s)",
-                len(peers),
-                what,
-                self.cfg.timeout,
-                peers[0][0] if isinstance(peers[0], tuple) else "-",
-                " and others" if len(peers) > 1 else "",
-            )
+        self.log_unfinished(expired)
         for conn in stale:  # after the log line: a client that sees the close finds it
             self._drop(conn)
 
@@ -227,20 +195,6 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
         if isinstance(conn, H1Connection):
             return "HTTP/1.1 request head(s)"
         return "TLS handshake(s)" if self.ssl_context else "connection preface(s)"
-
-    def _trim_heap(self, now: float) -> None:
-        """Give the heap back after a burst of connections.
-
-        TLS handshakes allocate and free a lot; with many in flight at once
-        glibc keeps the freed memory (about 8 MiB after 1,000 concurrent
-        handshakes). ``malloc_trim`` returns it, at most every few seconds.
-        """
-        if _malloc_trim is None or self.adopted < TRIM_AFTER_CONNECTIONS:
-            return
-        if now - self.trimmed_at >= TRIM_INTERVAL:
-            self.adopted = 0
-            self.trimmed_at = now
-            _malloc_trim(0)
 
     # -- accepting -------------------------------------------------------------
 
@@ -337,19 +291,19 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             self._drop(pending)
             return
         pending.buf += data
-        if PREFACE.startswith(pending.buf) and len(pending.buf) < len(PREFACE):
+        verdict = sniff(pending.buf)
+        if verdict is Protocol.MORE:
             return  # a prefix of the preface: wait for the rest
         self._unregister(pending)
         del self.conns[pending]
-        if pending.buf == PREFACE:
+        if verdict is Protocol.H2:
             self._start_h2(pending)
         elif "h1" in self.options.protocols:
             self._idle_h1(H1Connection(pending.sock, pending.peer, pending.server, pending.buf))
         else:  # h2 only: RFC 9113 3.4, an invalid preface is a connection error
             self.log.info("Invalid HTTP/2 preface from %s", pending.peer)
-            goaway = GoAwayFrame(0, last_stream_id=0, error_code=ErrorCodes.PROTOCOL_ERROR)
             with contextlib.suppress(OSError):
-                pending.sock.send(goaway.serialize())
+                pending.sock.send(bad_preface_goaway())
             _close(pending.sock)
 
     def _start_h2(self, pending: _Pending) -> None:
@@ -414,32 +368,14 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             if settings is not None:
                 outcome = start_upgrade(conn, req, settings)
                 return
-            outcome = H1Exchange(self, conn, req).serve(keepalive)
+            outcome = H1Exchange(self.serve_context, conn, req).serve(keepalive)
         except Exception as exc:
-            self._h1_error(conn, req, exc)
+            self.h1_error(req, conn.sock, conn.peer, exc)
         finally:
             self.mailbox.post(self._h1_done, conn, outcome)
 
     def _may_upgrade(self) -> bool:
         return self.options.upgrade and self.ssl_context is None
-
-    def _h1_error(self, conn: H1Connection, req: Any, exc: Exception) -> None:
-        if isinstance(exc, http.errors.NoMoreData):
-            self.log.debug("Ignored premature client disconnection. %s", exc)
-        elif isinstance(exc, TimeoutError):
-            self.log.debug("HTTP/1.1 connection from %s timed out", conn.peer)
-        elif isinstance(exc, ssl.SSLError) and exc.args[0] == ssl.SSL_ERROR_EOF:
-            self.log.debug("ssl connection closed")
-        elif isinstance(exc, OSError) and exc.errno in (
-            errno.EPIPE,
-            errno.ECONNRESET,
-            errno.ENOTCONN,
-        ):
-            self.log.debug("Ignoring connection error: %s", exc)
-        elif isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
-            self.log.exception("Socket error processing request.")
-        else:
-            self.handle_error(req, conn.sock, conn.peer, exc)
 
     def _h1_done(self, conn: H1Connection, outcome: bool | Upgrade) -> None:
         if isinstance(outcome, Upgrade):
@@ -459,12 +395,6 @@ class GThreadH2(base.Worker):  # type: ignore[misc]
             self._drop(conn)
 
     # -- bookkeeping ---------------------------------------------------------------
-
-    def count_request(self) -> None:
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
 
     def _drop(self, conn: Any) -> None:
         self._unregister(conn)

@@ -1,0 +1,80 @@
+"""The hook sequence of every request, HTTP/1.1 and HTTP/2 alike.
+
+Gunicorn runs ``pre_request``, the application, the access log line and
+``post_request`` around each request; ``request_hooks`` is that sequence
+once, for Gunicorn's HTTP/1.1 path (``http1.py``) and for HTTP/2 streams
+(``serve.py``), so that the two cannot drift apart. ``ServeContext`` holds
+what serving needs from the worker, looked up once per worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from h2workers.app.wsgi.environ import worker_environ
+from h2workers.app.wsgi.runner import WSGIApp
+
+
+class ServeContext:
+    """What serving a stream needs from its worker, looked up once per worker
+    (Gunicorn's ``Config`` attribute access is slow enough to show per request)."""
+
+    def __init__(self, worker: Any, multithread: bool) -> None:
+        cfg = worker.cfg
+        self.worker = worker
+        self.cfg = cfg
+        self.multithread = multithread  # wsgi.multithread: the driver knows
+        self.app: WSGIApp = worker.wsgi
+        self.log = worker.log
+        self.pre_request = cfg.pre_request
+        self.post_request = cfg.post_request
+        self.access_log = _access_log_enabled(worker.log, cfg)
+        self.base_environ = worker_environ(cfg)
+
+
+def _access_log_enabled(log: Any, cfg: Any) -> bool:
+    enabled = getattr(log, "access_log_enabled", None)  # Gunicorn 25+
+    if enabled is not None:
+        return bool(enabled)
+    return bool(  # Gunicorn 23/24: the same rule as its Logger.access
+        cfg.accesslog
+        or cfg.logconfig
+        or getattr(cfg, "logconfig_dict", None)
+        or getattr(cfg, "logconfig_json", None)
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
+
+
+class Exchange:
+    """What the request's body of work tells the hooks around it."""
+
+    __slots__ = ("environ", "logged", "response")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ  # filled in by then if it starts empty (HTTP/1.1)
+        self.response: Any = None  # what post_request gets
+        self.logged: Any = None  # set once the response is whole: the access log's
+
+
+@contextmanager
+def request_hooks(
+    ctx: ServeContext, req: Any, environ: dict[str, Any] | None = None
+) -> Iterator[Exchange]:
+    """``pre_request``; the body of the ``with`` (the app); the access log
+    line if the body set ``logged``; ``post_request``, whatever happened
+    (its own failure is logged, never raised)."""
+    exchange = Exchange({} if environ is None else environ)
+    started = datetime.now() if ctx.access_log else None
+    try:
+        ctx.pre_request(ctx.worker, req)
+        yield exchange
+    finally:
+        if started is not None and exchange.logged is not None:
+            ctx.log.access(exchange.logged, req, exchange.environ, datetime.now() - started)
+        try:
+            ctx.post_request(ctx.worker, req, exchange.environ, exchange.response)
+        except Exception:
+            ctx.log.exception("Exception in post_request hook")
