@@ -19,7 +19,6 @@ because the response modules hand over lowercase, checked headers.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import h2.events as h2e
@@ -43,41 +42,9 @@ from h2workers.proto.machine import (
     new_server_connection,
 )
 from h2workers.proto.outbound import Outbound
+from h2workers.proto.reasons import plain_reason, received_code
 
 _DONE, _MORE, _BLOCKED = 0, 1, 2
-
-
-_STATE_ERROR = re.compile(
-    r"Invalid input (?:Connection|Stream)Inputs\.RECV_(\w+) in state "
-    r"(?:Connection|Stream)State\.(\w+)"
-)
-_STATES = {
-    "IDLE": "a stream it never opened",
-    "CLOSED": "a closed stream",
-    "HALF_CLOSED_REMOTE": "a stream it had already ended",
-}
-
-
-def plain_reason(exc: Exception) -> str:
-    """What the peer did, in an operator's words: h2 words a frame that the
-    stream's state forbids as its state machine's input ("Invalid input
-    ConnectionInputs.RECV_RST_STREAM in state ConnectionState.IDLE")."""
-    text = str(exc)
-    match = _STATE_ERROR.search(text)
-    if match is None:
-        return text
-    where = _STATES.get(match[2], f"a stream in state {match[2].lower().replace('_', ' ')}")
-    return f"the client sent {match[1]} on {where}"  # the input is named after the frame
-
-
-def _error_code(code: int | None, default: ErrorCodes) -> ErrorCodes:
-    """A received error code; unknown ones count as INTERNAL_ERROR (RFC 9113 7)."""
-    if code is None:
-        return default
-    try:
-        return ErrorCodes(code)
-    except ValueError:
-        return ErrorCodes.INTERNAL_ERROR
 
 
 @dataclass(slots=True)
@@ -223,7 +190,7 @@ class H2Core:
         elif isinstance(event, (StreamRefused, StreamMalformed)):
             self._on_rejected_by_h2(event, out)
         elif isinstance(event, h2e.ConnectionTerminated):
-            code = _error_code(event.error_code, ErrorCodes.NO_ERROR)
+            code = received_code(event.error_code, ErrorCodes.NO_ERROR)
             if isinstance(event, GracefulGoAway):
                 self._peer_goaway(out)
             else:
@@ -293,7 +260,7 @@ class H2Core:
     def _on_reset(self, event: h2e.StreamReset, out: list[ev.Event]) -> None:
         stream = self._forget(event.stream_id)
         if stream is not None:
-            code = _error_code(event.error_code, ErrorCodes.CANCEL)
+            code = received_code(event.error_code, ErrorCodes.CANCEL)
             out.append(ev.StreamAborted(event.stream_id, code, by_peer=event.remote_reset))
 
     def _on_priority(self, event: h2e.PriorityUpdated, out: list[ev.Event]) -> None:
