@@ -458,3 +458,50 @@ def test_threads_get_every_byte_through_the_session(
     for sid, pieces in apps.responses.items():
         assert apps.uploaded[sid] == apps.uploads.get(sid, b"")
         assert bytes(pair.body[sid]) == pieces_body(sum(pieces))
+
+
+# -- no garbage per request ---------------------------------------------------------
+
+
+def test_a_served_request_leaves_no_reference_cycle() -> None:
+    """Everything a request allocates is freed by reference counting when it
+    ends. A cycle (the environ holding the runner's bound methods, the runner
+    holding the environ) kept each request's objects until the garbage
+    collector ran: 2.4 MiB more RSS over 60,000 streams on Gunicorn 23."""
+    import gc
+
+    from gunicorn.config import Config
+
+    from h2workers.app.wsgi.hooks import ServeContext
+    from h2workers.app.wsgi.serve import serve_h2
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello"]
+
+    class Worker:
+        cfg = Config()
+        wsgi = staticmethod(app)
+        log = logging.getLogger("tests.session")
+
+    Worker.log.access = lambda *args: None  # type: ignore[attr-defined]
+    ctx = ServeContext(Worker(), multithread=True)
+    pair = Pair()
+    pair.host.on_start = lambda session, stream: serve_h2(
+        ctx, SyncChannel(session, stream, NoPark(), direct)
+    )
+    pair.request()
+    pair.exchange()  # warm: the connection's own objects exist now
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(50):
+            sid = pair.request()
+            pair.exchange()
+            assert bytes(pair.body[sid]) == b"hello"
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()

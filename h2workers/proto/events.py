@@ -1,4 +1,9 @@
-"""What the sans-I/O core tells its driver. Plain data, no behaviour."""
+"""What the sans-I/O core tells its driver. Plain data, no behaviour.
+
+The events name no HTTP/2 frame and carry a protocol-neutral ``RequestHead``:
+an HTTP/1.1 connection (h11, for the ASGI worker) can produce the same ones
+with its request as stream 1, so that one app layer serves both.
+"""
 
 from __future__ import annotations
 

@@ -203,7 +203,9 @@ class WSGIStream:
     ) -> None:
         self.app = app
         self.channel = channel
-        self.environ = environ
+        # Dropped by run(): the environ holds our bound methods, and a cycle
+        # would keep every request's objects until the garbage collector runs.
+        self.environ: dict[str, Any] | None = environ
         self.req = req
         self.info = _ResponseInfo()
         self._block: list[Header] = []
@@ -279,7 +281,9 @@ class WSGIStream:
     def run(self) -> None:
         """Call the app and send its response; never raises."""
         try:
-            result = self.app(self.environ, self.start_response)
+            environ, self.environ = self.environ, None
+            assert environ is not None, "run() serves a stream once"
+            result = self.app(environ, self.start_response)
             try:
                 self._send_result(result)
             finally:
