@@ -209,6 +209,23 @@ def test_a_client_reset_aborts_the_stream_and_drops_its_later_commands() -> None
         pair.channel(stream).send_body(b"more", False)
 
 
+def test_a_stream_reset_later_in_the_same_read_never_starts_its_app() -> None:
+    pair = Pair()
+    doomed = pair.request(end=False)
+    pair.client.reset_stream(doomed, ErrorCodes.CANCEL)
+    kept = pair.request()
+    started: list[int] = []
+
+    def answer_at_once(session: Session, stream: Stream) -> None:  # as a direct driver
+        started.append(stream.stream_id)
+        SyncChannel(session, stream, NoPark(), direct).send_head(200, [], b"ok", True)
+
+    pair.host.on_start = answer_at_once
+    pair.exchange()  # HEADERS, RST_STREAM, HEADERS: one read
+    assert started == [kept]
+    assert bytes(pair.body[kept]) == b"ok"
+
+
 def test_a_command_for_a_live_stream_the_core_lost_is_a_bug_that_shows() -> None:
     pair = Pair()
     sid = pair.request()

@@ -139,6 +139,7 @@ class Session:
 
     def dispatch(self, events: list[ev.Event]) -> None:
         fed: dict[Stream, None] = {}  # woken once per read, not per frame
+        started: list[Stream] = []  # run once the whole read is dispatched
         streams = self.streams
         for event in events:
             if isinstance(event, ev.RequestData):
@@ -150,7 +151,7 @@ class Session:
                         stream.body_done = True
                     fed[stream] = None
             elif isinstance(event, ev.RequestStarted):
-                self._start_stream(event)
+                started.append(self._new_stream(event))
             elif isinstance(event, ev.RequestTrailers):
                 stream = streams.get(event.stream_id)
                 if stream is not None:
@@ -166,6 +167,12 @@ class Session:
                 stream = streams.get(event.stream_id)
                 if stream is not None:
                     self._reprioritize(stream, event.weight, event.depends_on)
+        for stream in started:
+            # A stream reset by a later frame of the same read never runs its
+            # app, and an app that runs at once (a direct driver) never sees
+            # a stream the core has already dropped.
+            if stream.state is OPEN:
+                self.host.start(self, stream)
         for stream in fed:
             if stream.state is not OPEN:
                 continue
@@ -205,12 +212,12 @@ class Session:
         which holds the stream: a cycle only the garbage collector frees)."""
         stream.priority_listener = None
 
-    def _start_stream(self, event: ev.RequestStarted) -> None:
+    def _new_stream(self, event: ev.RequestStarted) -> Stream:
         sid = event.stream_id
         inbound, outbound = self.core.counts(sid)
         stream = Stream(sid, event.head, event.end_stream, inbound, outbound)
         self.streams[sid] = stream
-        self.host.start(self, stream)
+        return stream
 
     def _rejected(self, event: ev.StreamRejected) -> None:
         # A refused stream is ordinary flow control a client retries; a
