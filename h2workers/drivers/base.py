@@ -16,6 +16,7 @@ import ctypes.util
 import errno
 import os
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from gunicorn import http
 from gunicorn.workers import base
 
 from h2workers.config import ServerOptions, server_options
+from h2workers.session.session import Session
 
 TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0
 
@@ -55,6 +57,20 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         self.options = server_options(self.cfg)
         self.adopted = 0  # connections accepted since the heap was last trimmed
         self.trimmed_at = 0.0
+
+    def new_session(self, transport: Any, peer: Any, server: Any) -> Session:
+        """A session for a connection whose protocol turned out to be h2."""
+        return Session(
+            self.options.h2,
+            self,
+            transport,
+            peer,
+            server,
+            transport.secure,
+            timeout=float(self.cfg.timeout or 30),
+            keepalive=float(self.cfg.keepalive),
+            now=time.monotonic(),
+        )
 
     def count_request(self) -> None:
         """One more request (HTTP/1.1 or stream); past ``max_requests`` the
