@@ -1,21 +1,38 @@
 """HTTP/2 worker classes for Gunicorn.
 
-Use one with ``gunicorn --worker-class h2workers.GThreadH2 ...``. The worker
-classes are imported lazily so that importing the package (for example to
-read the settings) never pulls in a concurrency library.
+Use one with ``gunicorn --worker-class h2workers.GThreadH2 ...`` (or
+``GeventH2``). The worker classes are imported lazily so that importing the
+package (for example to read the settings) never pulls in a concurrency
+library, and a class whose library is missing says which extra to install.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from h2workers.errors import ConfigError
+
 __version__ = "0.1.0"
-__all__ = ["GThreadH2", "__version__"]
+__all__ = ["GThreadH2", "GeventH2", "__version__"]
+
+# class name: (module, the library it needs, the extra that installs it)
+_WORKERS = {
+    "GThreadH2": ("h2workers.drivers.gthread.worker", None, None),
+    "GeventH2": ("h2workers.drivers.gevent.worker", "gevent", "gevent"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "GThreadH2":
-        from h2workers.drivers.gthread.worker import GThreadH2
-
-        return GThreadH2
-    raise AttributeError(name)
+    if name not in _WORKERS:
+        raise AttributeError(name)
+    module, library, extra = _WORKERS[name]
+    if library is not None:
+        try:
+            importlib.import_module(library)
+        except ImportError as exc:
+            raise ConfigError(
+                f"h2workers.{name} needs {library}, which is not installed: "
+                f"pip install 'h2workers[{extra}]'"
+            ) from exc
+    return getattr(importlib.import_module(module), name)

@@ -43,6 +43,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
     """The base of the h2workers worker classes."""
 
     options: ServerOptions
+    sockets: list[Any]
     alive: bool
     nr: int
     max_requests: int

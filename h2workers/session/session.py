@@ -101,6 +101,7 @@ class Session:
         self.out = bytearray()  # framed, not yet taken by the transport
         self.ack_threshold = max(16384, settings.initial_window_size // 2)
         self.idle_since = self.last_sent = now
+        self.busy = False  # a stream started since the last flush
         self.closed = False
         self.stopping = False
         self.lingering_until: float | None = None  # set once GOAWAY is out, see linger()
@@ -217,6 +218,7 @@ class Session:
         inbound, outbound = self.core.counts(sid)
         stream = Stream(sid, event.head, event.end_stream, inbound, outbound)
         self.streams[sid] = stream
+        self.busy = True  # not idle, even if it ends before the next flush
         return stream
 
     def _rejected(self, event: ev.StreamRejected) -> None:
@@ -359,8 +361,9 @@ class Session:
                 self.write(now, data)  # nothing waiting: send without copying into ``out``
             if not core.capped or self.out or self.closed:
                 break
-        if self.streams or core.open_streams:
+        if self.streams or core.open_streams or self.busy:
             self.idle_since = now
+            self.busy = False
         elif core.finished and not self.out:
             self.linger(now)
 
