@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hyperframe.frame import PingFrame
 
 from .util import H2Client, h1_request, h2load
@@ -29,6 +30,20 @@ def test_h2load_20_streams_one_connection(server):
     elapsed = time.monotonic() - started
     assert result["succeeded"] == 20 and result["2xx"] == 20, result
     assert elapsed < 3.5, f"h2load took {elapsed:.2f} s for 20 concurrent 1 s streams"
+
+
+def test_green_workers_run_2000_streams_at_once(server, worker_class):
+    """A green worker is bounded by connections and streams, never by a thread
+    count: 2,000 streams that each sleep 1 s, 100 on each of 20 connections."""
+    if worker_class.endswith("GThreadH2"):
+        pytest.skip("GThreadH2 runs as many streams at once as it has threads, by design")
+    srv = server(tls=False)
+    started = time.monotonic()
+    result = h2load(srv.url + "/sleep?s=1", "-n2000", "-c20", "-m100", timeout=60)
+    elapsed = time.monotonic() - started
+    assert result["succeeded"] == 2000 and result["2xx"] == 2000, result
+    # h2load's own start-up and 20 connections' handshakes included
+    assert elapsed < 2.5, f"2,000 concurrent 1 s streams took {elapsed:.2f} s"
 
 
 def test_stalled_stream_does_not_hold_up_the_others(server):
