@@ -2,11 +2,12 @@
 
 ``GreenConnection`` is the session's ``Transport`` (``drivers/transport.py``)
 over a non-blocking gevent socket. Its reader greenlet waits for the socket
-to be readable and feeds ``Session.receive``; its writer greenlet waits for
-the session to be dirty (or the socket writable, while the kernel's buffer
-is full) and runs ``Session.flush`` / ``Session.write``. Everything else is
-the session's. A session is only ever called from greenlets of one hub, and
-none of its methods yields, so each call runs whole.
+to be readable and feeds ``Session.receive``. A dirty session is flushed by
+one callback at the end of the hub's loop iteration, however many commands
+made it dirty (the thread driver's end-of-turn flush); only while the
+kernel's buffer is full does a writer greenlet wait for writability. A
+session is only ever called from one hub, and none of its methods yields,
+so each call runs whole.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class GreenConnection(SocketTransport):
         super().__init__(sock, worker.log)
         sock.setblocking(False)
         self.worker = worker
-        self.dirty = gevent.event.Event()
+        self.flush_due = False  # a flush callback is scheduled
+        self.writable = gevent.event.Event()  # the writer's cue: the kernel is full
         self.session = worker.new_session(self, peer, server)
         self.greenlets: list[gevent.Greenlet] = []
 
@@ -68,29 +70,37 @@ class GreenConnection(SocketTransport):
             if not data:
                 wait_read(fd)
 
+    def schedule_flush(self) -> None:
+        if not self.flush_due:
+            self.flush_due = True
+            gevent.get_hub().loop.run_callback(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_due = False
+        if not self.session.closed:
+            self._guard(lambda: self.session.flush(time.monotonic()))
+
     def _write_loop(self) -> None:
         session, fd = self.session, self.sock.fileno()
         while not session.closed:
-            if session.wants_write:
+            self.writable.wait()
+            self.writable.clear()
+            while session.wants_write and not session.closed:
                 try:
                     wait_write(fd, timeout=WRITE_WAIT)
                 except gevent.socket.timeout:
                     continue  # the session's tick closes a peer that reads nothing
                 session.write(time.monotonic())
-                continue
-            self.dirty.wait()
-            self.dirty.clear()
-            session.flush(time.monotonic())
 
     # -- Transport ---------------------------------------------------------------
 
     def want_write(self, want: bool) -> None:
         if want:
-            self.dirty.set()  # the writer goes to wait for writability
+            self.writable.set()  # the writer goes to wait for writability
 
     def close(self) -> None:
         super().close()
-        self.dirty.set()
+        self.writable.set()
         current = gevent.getcurrent()
         for greenlet in self.greenlets:
             if greenlet is not current:

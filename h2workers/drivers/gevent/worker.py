@@ -48,19 +48,29 @@ TICK = 1.0
 
 
 class GreenParker:
-    """How a stream's greenlet waits (``SyncChannel``'s Parker)."""
+    """How a stream's greenlet waits (``SyncChannel``'s Parker). Most streams
+    never wait: the semaphore is made on the first wait, not per stream."""
 
-    __slots__ = ("_permit",)
+    __slots__ = ("_permit", "_sem")
 
     def __init__(self) -> None:
-        self._permit = gevent.lock.Semaphore(0)
+        self._sem: Any = None
+        self._permit = False  # an unpark before any park
 
     def park(self, timeout: float) -> bool:
-        return bool(self._permit.acquire(timeout=timeout))
+        if self._permit:
+            self._permit = False
+            return True
+        if self._sem is None:
+            self._sem = gevent.lock.Semaphore(0)
+        return bool(self._sem.acquire(timeout=timeout))
 
     def unpark(self) -> None:
-        if self._permit.locked():  # at most one permit waits
-            self._permit.release()
+        sem = self._sem
+        if sem is None:
+            self._permit = True
+        elif sem.locked():  # at most one permit waits
+            sem.release()
 
 
 class GeventH2(H2Worker):
@@ -240,7 +250,8 @@ class GeventH2(H2Worker):
     def start(self, session: Session, stream: Stream) -> None:
         self.count_request()
         channel = SyncChannel(session, stream, GreenParker(), self._post)
-        gevent.spawn(serve_h2, self.serve_context, channel)
+        # a raw greenlet: serve_h2 never raises, and nothing joins it
+        gevent.spawn_raw(serve_h2, self.serve_context, channel)
 
     def _post(self, command: Any, *args: Any) -> None:
         """A stream's command runs at once: its greenlet shares the hub. A
@@ -255,7 +266,7 @@ class GeventH2(H2Worker):
         stream.wake()
 
     def dirty(self, session: Session) -> None:
-        cast(GreenConnection, session.transport).dirty.set()
+        cast(GreenConnection, session.transport).schedule_flush()
 
     def closed(self, session: Session) -> None:
         self.conns.discard(session.transport)
