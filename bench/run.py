@@ -202,7 +202,8 @@ def _run_server(
     server = None
     try:
         for attempt in range(2):
-            launch = Launch(name, app, tls, free_port(), env.workdir, hold_idle=idle)
+            launch = Launch(name, app, tls, free_port(), env.workdir,
+                            hold_idle=settings.idle_conns if idle else 0)
             try:
                 server = start(spec, launch, h1, _core(settings, SERVER_CORE))
                 break

@@ -30,8 +30,15 @@ GUNICORN_COMMON = ["--log-level", "warning", "--graceful-timeout", "5", "--timeo
 # The idle scenario: room for 2000 connections, idle ones kept for 60 s (Gunicorn's
 # default keep-alive is 2 s, Hypercorn's 5 s) and a listen backlog that takes a burst of
 # connects (Hypercorn's default is 100; Gunicorn's is 2048 already).
-IDLE_GUNICORN = ["--worker-connections", "2000", "--keep-alive", "60"]
+IDLE_GUNICORN = ["--keep-alive", "60"]  # and --worker-connections, see idle_gunicorn()
 IDLE_HYPERCORN = ["--keep-alive", "60", "--backlog", "2048"]
+
+
+def idle_gunicorn(conns: int) -> list[str]:
+    """Room for ``conns`` idle connections and the extra request (2,000 at least,
+    as before), and a listen backlog that holds a burst of that many."""
+    room = max(2000, conns + 100)
+    return ["--worker-connections", str(room), "--backlog", str(room)]
 
 
 class StartError(Exception):
@@ -96,7 +103,7 @@ class Launch:
     tls: TLSFiles | None
     port: int
     workdir: Path
-    hold_idle: bool = False  # keep many idle connections: the ``idle`` scenario
+    hold_idle: int = 0  # idle connections to hold (the ``idle`` scenario), 0: none
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ class ServerSpec:
             else:
                 cmd += ["--http2-cleartext", "prior-knowledge"]
             if launch.hold_idle:
-                cmd += [*IDLE_GUNICORN]
+                cmd += [*IDLE_GUNICORN, *idle_gunicorn(launch.hold_idle)]
             return [*cmd, f"bench.apps:{launch.app}"]
         if self.kind == "hypercorn":
             config = launch.workdir / "hypercorn.toml"

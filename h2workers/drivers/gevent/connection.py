@@ -5,7 +5,8 @@ over a non-blocking gevent socket. Its reader greenlet waits for the socket
 to be readable and feeds ``Session.receive``. A dirty session is flushed by
 one callback at the end of the hub's loop iteration, however many commands
 made it dirty (the thread driver's end-of-turn flush); only while the
-kernel's buffer is full does a writer greenlet wait for writability. A
+kernel's buffer is full does a writer greenlet exist, to wait for
+writability (an idle connection costs one greenlet, its reader). A
 session is only ever called from one hub, and none of its methods yields,
 so each call runs whole.
 """
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
-import gevent.event
 from gevent.socket import wait_read, wait_write
 
 from h2workers.drivers.transport import SocketTransport
@@ -37,14 +37,14 @@ class GreenConnection(SocketTransport):
         sock.setblocking(False)
         self.worker = worker
         self.flush_due = False  # a flush callback is scheduled
-        self.writable = gevent.event.Event()  # the writer's cue: the kernel is full
+        self.writer: Any = None  # a greenlet while the kernel's buffer is full
         self.session = worker.new_session(self, peer, server)
-        self.greenlets: list[gevent.Greenlet] = []
+        self.reader: Any = None  # the greenlet serving the connection
 
     def serve(self, begin: Callable[[Session], None]) -> None:
         """Run the connection in this greenlet until it closes."""
         session = self.session
-        self.greenlets = [gevent.getcurrent(), gevent.spawn(self._guard, self._write_loop)]
+        self.reader = gevent.getcurrent()
         self._guard(lambda: begin(session))
         self._guard(self._read_loop)
         session.close()
@@ -82,26 +82,25 @@ class GreenConnection(SocketTransport):
 
     def _write_loop(self) -> None:
         session, fd = self.session, self.sock.fileno()
-        while not session.closed:
-            self.writable.wait()
-            self.writable.clear()
+        try:
             while session.wants_write and not session.closed:
                 try:
                     wait_write(fd, timeout=WRITE_WAIT)
                 except gevent.socket.timeout:
                     continue  # the session's tick closes a peer that reads nothing
                 session.write(time.monotonic())
+        finally:
+            self.writer = None
 
     # -- Transport ---------------------------------------------------------------
 
     def want_write(self, want: bool) -> None:
-        if want:
-            self.writable.set()  # the writer goes to wait for writability
+        if want and self.writer is None and not self.closed:
+            self.writer = gevent.spawn(self._guard, self._write_loop)
 
     def close(self) -> None:
         super().close()
-        self.writable.set()
         current = gevent.getcurrent()
-        for greenlet in self.greenlets:
-            if greenlet is not current:
+        for greenlet in (self.reader, self.writer):
+            if greenlet is not None and greenlet is not current:
                 greenlet.kill(block=False)
