@@ -23,6 +23,15 @@ from typing import Any
 from gunicorn import http
 from gunicorn.workers import base
 
+from h2workers.app.wsgi.hooks import ServeContext
+from h2workers.app.wsgi.http1 import (
+    H1Connection,
+    H1Exchange,
+    Upgrade,
+    next_request,
+    start_upgrade,
+    upgrade_settings,
+)
 from h2workers.config import ServerOptions, server_options
 from h2workers.session.session import Session
 
@@ -43,6 +52,8 @@ class H2Worker(base.Worker):  # type: ignore[misc]
     """The base of the h2workers worker classes."""
 
     options: ServerOptions
+    serve_context: ServeContext  # set in run(), once the app is loaded
+    ssl_context: Any  # None when the listeners are cleartext
     sockets: list[Any]
     alive: bool
     nr: int
@@ -101,6 +112,25 @@ class H2Worker(base.Worker):  # type: ignore[misc]
                 first[0] if isinstance(first, tuple) else "-",
                 " and others" if len(peers) > 1 else "",
             )
+
+    def serve_h1_request(self, conn: H1Connection, keepalive: bool) -> bool | Upgrade:
+        """One HTTP/1.1 request on Gunicorn's code, its head already read
+        (``conn.initial``): False to close the connection, True to keep it
+        for the next request, or the ``Upgrade`` to h2c (cleartext only)."""
+        conn.sock.settimeout(float(self.cfg.timeout) or None)
+        req = None
+        try:
+            req = next_request(conn, self.cfg)
+            if req is None:
+                return False
+            may_upgrade = self.options.upgrade and self.ssl_context is None
+            settings = upgrade_settings(req) if may_upgrade else None
+            if settings is not None:
+                return start_upgrade(conn, req, settings)
+            return H1Exchange(self.serve_context, conn, req).serve(keepalive)
+        except Exception as exc:
+            self.h1_error(req, conn.sock, conn.peer, exc)
+            return False
 
     def h1_error(self, req: Any, sock: Any, peer: Any, exc: Exception) -> None:
         """An HTTP/1.1 request failed: a client gone is a debug line, as in

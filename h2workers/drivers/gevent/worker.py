@@ -28,13 +28,9 @@ from gevent import hub, monkey
 from h2workers.app.wsgi.hooks import ServeContext
 from h2workers.app.wsgi.http1 import (
     H1Connection,
-    H1Exchange,
     Upgrade,
     head_complete,
-    next_request,
     request_head_limit,
-    start_upgrade,
-    upgrade_settings,
 )
 from h2workers.app.wsgi.serve import serve_h2
 from h2workers.drivers.base import H2Worker
@@ -283,7 +279,7 @@ class GeventH2(H2Worker):
             while self.alive and (head := self._read_head(conn, first)):
                 first = False
                 self.count_request()
-                outcome = self._serve_request(conn)
+                outcome = self.serve_h1_request(conn, self.alive and self.cfg.keepalive > 0)
                 if isinstance(outcome, Upgrade):
                     self.conns.discard(conn)
                     self._serve_h2(sock, conn.peer, conn.server, _upgraded(outcome))
@@ -319,25 +315,6 @@ class GeventH2(H2Worker):
                 return False
             conn.initial += data
         return True
-
-    def _serve_request(self, conn: H1Connection) -> bool | Upgrade:
-        conn.sock.settimeout(float(self.cfg.timeout) or None)
-        req = None
-        try:
-            req = next_request(conn, self.cfg)
-            if req is None:
-                return False
-            settings = upgrade_settings(req) if self._may_upgrade() else None
-            if settings is not None:
-                return start_upgrade(conn, req, settings)
-            keepalive = self.alive and self.cfg.keepalive > 0
-            return H1Exchange(self.serve_context, conn, req).serve(keepalive)
-        except Exception as exc:
-            self.h1_error(req, conn.sock, conn.peer, exc)
-            return False
-
-    def _may_upgrade(self) -> bool:
-        return self.options.upgrade and self.ssl_context is None
 
 
 def _upgraded(upgrade: Upgrade) -> Callable[[Session], None]:

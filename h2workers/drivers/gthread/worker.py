@@ -27,13 +27,9 @@ from gunicorn import sock
 from h2workers.app.wsgi.hooks import ServeContext
 from h2workers.app.wsgi.http1 import (
     H1Connection,
-    H1Exchange,
     Upgrade,
     head_complete,
-    next_request,
     request_head_limit,
-    start_upgrade,
-    upgrade_settings,
 )
 from h2workers.app.wsgi.serve import serve_h2
 from h2workers.drivers.base import H2Worker
@@ -357,25 +353,11 @@ class GThreadH2(H2Worker):
     def _serve_h1(self, conn: H1Connection, keepalive: bool, parker: Parker) -> None:
         """One HTTP/1.1 request, on a pool thread, with Gunicorn's code."""
         conn.sock.setblocking(True)
-        conn.sock.settimeout(float(self.cfg.timeout) or None)
-        req = None
         outcome: bool | Upgrade = False
         try:
-            req = next_request(conn, self.cfg)
-            if req is None:
-                return
-            settings = upgrade_settings(req) if self._may_upgrade() else None
-            if settings is not None:
-                outcome = start_upgrade(conn, req, settings)
-                return
-            outcome = H1Exchange(self.serve_context, conn, req).serve(keepalive)
-        except Exception as exc:
-            self.h1_error(req, conn.sock, conn.peer, exc)
+            outcome = self.serve_h1_request(conn, keepalive)
         finally:
             self.mailbox.post(self._h1_done, conn, outcome)
-
-    def _may_upgrade(self) -> bool:
-        return self.options.upgrade and self.ssl_context is None
 
     def _h1_done(self, conn: H1Connection, outcome: bool | Upgrade) -> None:
         if isinstance(outcome, Upgrade):
