@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gunicorn import http
+from gunicorn import sock as gsock
 from gunicorn.workers import base
 
 from h2workers.app.wsgi.hooks import ServeContext
@@ -29,6 +30,7 @@ from h2workers.app.wsgi.http1 import (
     H1Exchange,
     Upgrade,
     next_request,
+    request_head_limit,
     start_upgrade,
     upgrade_settings,
 )
@@ -53,7 +55,8 @@ class H2Worker(base.Worker):  # type: ignore[misc]
 
     options: ServerOptions
     serve_context: ServeContext  # set in run(), once the app is loaded
-    ssl_context: Any  # None when the listeners are cleartext
+    ssl_context: ssl.SSLContext | None  # None when the listeners are cleartext
+    head_limit: int  # the longest request head Gunicorn's limits allow
     sockets: list[Any]
     alive: bool
     nr: int
@@ -69,6 +72,18 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         self.options = server_options(self.cfg)
         self.adopted = 0  # connections accepted since the heap was last trimmed
         self.trimmed_at = 0.0
+
+    def init_process(self) -> None:
+        """What both drivers need before the app loads (a green driver has
+        patched the standard library by now, so its SSL context is green)."""
+        self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
+        self.head_limit = request_head_limit(self.cfg)
+        super().init_process()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context: ssl.SSLContext = gsock.ssl_context(self.cfg)
+        context.set_alpn_protocols(self.options.alpn)
+        return context
 
     def new_session(self, transport: Any, peer: Any, server: Any) -> Session:
         """A session for a connection whose protocol turned out to be h2."""
@@ -165,3 +180,11 @@ class H2Worker(base.Worker):  # type: ignore[misc]
             self.adopted = 0
             self.trimmed_at = now
             _malloc_trim(0)
+
+
+def close_quietly(sock: Any) -> None:
+    """Close a socket whose peer may be gone already."""
+    try:
+        sock.close()
+    except OSError:
+        pass

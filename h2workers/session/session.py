@@ -21,7 +21,6 @@ thread (or greenlet, or event loop) that owns its connection.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
@@ -167,7 +166,7 @@ class Session:
             elif isinstance(event, ev.PriorityChanged):
                 stream = streams.get(event.stream_id)
                 if stream is not None:
-                    self._reprioritize(stream, event.weight, event.depends_on)
+                    stream.reprioritize(event.weight, event.depends_on)
         for stream in started:
             # A stream reset by a later frame of the same read never runs its
             # app, and an app that runs at once (a direct driver) never sees
@@ -182,36 +181,6 @@ class Session:
             self.core.credit_upto(stream.stream_id, stream.asked)
             if stream.body_done or stream.inbound.received >= stream.needed:
                 self.host.wake(stream)  # enough for the read(), or its end
-
-    def _reprioritize(self, stream: Stream, weight: int, depends_on: int) -> None:
-        stream.priority = priority = (weight, depends_on)
-        listener = stream.priority_listener
-        if listener is not None:
-            listener(*priority)
-
-    @staticmethod
-    def watch_priority(stream: Stream, listener: Callable[[int, int], None]) -> None:
-        """Show ``listener`` the stream's priority now and at each change.
-
-        Called on the application side, without a lock: the listener is
-        published first, then shown the current value until that value is
-        still current afterwards. A change the session makes meanwhile is
-        shown by the session itself (it sees the listener) or by the next
-        round here, so the last value shown is always the latest."""
-        stream.priority_listener = listener
-        while True:
-            priority = stream.priority
-            listener(*priority)
-            if stream.priority is priority:
-                break
-        if stream.state is not OPEN:  # done or aborted meanwhile: see _forget_listener
-            stream.priority_listener = None
-
-    @staticmethod
-    def _forget_listener(stream: Stream) -> None:
-        """The app is done or gone: drop the listener (it holds the environ,
-        which holds the stream: a cycle only the garbage collector frees)."""
-        stream.priority_listener = None
 
     def _new_stream(self, event: ev.RequestStarted) -> Stream:
         sid = event.stream_id
@@ -261,9 +230,15 @@ class Session:
     def _abort(self, stream: Stream, code: ErrorCodes) -> None:
         if stream.move(StreamEvent.ABORT):
             stream.abort_code = code
-            del self.streams[stream.stream_id]
-            self._forget_listener(stream)
-            stream.wake()
+            self._release(stream)
+
+    def _release(self, stream: Stream) -> None:
+        """The stream left OPEN: out of the table, its priority listener
+        dropped (it holds the environ, which holds the stream: a cycle only
+        the garbage collector frees), its waiting app woken."""
+        del self.streams[stream.stream_id]
+        stream.priority_listener = None
+        stream.wake()
 
     def _abort_all(self, code: ErrorCodes) -> None:
         for stream in list(self.streams.values()):
@@ -336,10 +311,8 @@ class Session:
         """The app is done with the stream: the core finishes sending alone.
         A read after this sees the body end where it stands."""
         stream.move(StreamEvent.APP_DONE)
-        del self.streams[stream.stream_id]
-        self._forget_listener(stream)
         stream.body_done = True
-        stream.wake()
+        self._release(stream)
 
     # -- output ----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ side (``channel.py``, on a pool thread, a greenlet or a task). Every field
 has exactly one writer, named below, so no lock is taken:
 
 * the session writes ``state``, ``abort_code``, ``chunks`` (appends),
-  ``body_done`` and ``priority`` (see ``Session.watch_priority``);
+  ``body_done`` and ``priority`` (see ``Stream.watch_priority``);
 * the core writes the two counts the stream refers to: ``inbound``
   (request-body bytes handed out and window credit given back) and
   ``outbound.framed`` (response bytes that left for the wire);
@@ -119,7 +119,7 @@ class Stream:
         # RFC 9113 5.3 (weight, depends_on): from the head, then PRIORITY frames
         self.priority = (head.priority_weight, head.priority_depends_on)
         # Set by the app layer to show changes (the WSGI environ's keys);
-        # Session.watch_priority tells how the two sides share them.
+        # watch_priority tells how the two sides share them.
         self.priority_listener: Callable[[int, int], None] | None = None
 
     def move(self, event: StreamEvent) -> bool:
@@ -130,10 +130,29 @@ class Stream:
         self.state = after
         return True
 
-    @property
-    def unread(self) -> int:
-        """Body bytes fed and not yet taken by the app."""
-        return self.inbound.received - self.taken
+    def reprioritize(self, weight: int, depends_on: int) -> None:
+        """A PRIORITY frame changed it (the session's side)."""
+        self.priority = priority = (weight, depends_on)
+        listener = self.priority_listener
+        if listener is not None:
+            listener(*priority)
+
+    def watch_priority(self, listener: Callable[[int, int], None]) -> None:
+        """Show ``listener`` the priority now and at each change.
+
+        Called on the application side, without a lock: the listener is
+        published first, then shown the current value until that value is
+        still current afterwards. A change the session makes meanwhile is
+        shown by the session itself (it sees the listener) or by the next
+        round here, so the last value shown is always the latest."""
+        self.priority_listener = listener
+        while True:
+            priority = self.priority
+            listener(*priority)
+            if self.priority is priority:
+                break
+        if self.state is not OPEN:  # released meanwhile: see Session._release
+            self.priority_listener = None
 
     def wake(self) -> None:
         waiter = self.waiter

@@ -221,8 +221,6 @@ class WSGIStream:
         environ["wsgi.input"] = self._input
         environ["wsgi.early_hints"] = self.early_hints
         environ["gunicorn.http2.send_trailers"] = self.send_trailers
-        environ["gunicorn.http2.priority_weight"] = req.priority_weight
-        environ["gunicorn.http2.priority_depends_on"] = req.priority_depends_on
 
     # -- the WSGI callables --------------------------------------------------
 

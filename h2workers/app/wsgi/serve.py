@@ -52,7 +52,7 @@ def serve_h2(ctx: ServeContext, channel: SyncChannel) -> None:
             reject(channel, exc)
             return
         environ["wsgi.multithread"] = ctx.multithread
-        session.watch_priority(stream, _priority_keys(environ, req))
+        stream.watch_priority(_priority_keys(environ, req))
         serve_stream(ctx, channel, environ, req)
     except StreamClosed:
         pass

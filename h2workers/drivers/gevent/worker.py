@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -30,10 +29,9 @@ from h2workers.app.wsgi.http1 import (
     H1Connection,
     Upgrade,
     head_complete,
-    request_head_limit,
 )
 from h2workers.app.wsgi.serve import serve_h2
-from h2workers.drivers.base import H2Worker
+from h2workers.drivers.base import H2Worker, close_quietly
 from h2workers.drivers.gevent.connection import GreenConnection
 from h2workers.proto.detect import PREFACE, Protocol, bad_preface_goaway, sniff
 from h2workers.session.channel import SyncChannel
@@ -87,16 +85,7 @@ class GeventH2(H2Worker):
         ]
         hub.reinit()
         self.stop_requested = gevent.event.Event()  # wakes the loop at once
-        self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
-        self.head_limit = request_head_limit(self.cfg)
         super().init_process()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        from gunicorn import sock
-
-        context: ssl.SSLContext = sock.ssl_context(self.cfg)
-        context.set_alpn_protocols(self.options.alpn)
-        return context
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self.alive = False
@@ -125,8 +114,7 @@ class GeventH2(H2Worker):
         for greenlet in acceptors:
             greenlet.kill(block=False)
         for listener in self.sockets:
-            with contextlib.suppress(OSError):
-                listener.close()
+            close_quietly(listener)
         self._stop()
 
     def _tick(self) -> None:
@@ -140,7 +128,7 @@ class GeventH2(H2Worker):
         self.log_unfinished({what: [peer for peer, _ in late] for what, late in expired.items()})
         for late in expired.values():  # after the log line: a client that sees the close finds it
             for _, sock in late:
-                _close(sock)
+                close_quietly(sock)
 
     def _stop(self) -> None:
         """GOAWAY on every HTTP/2 connection; streams and HTTP/1.1 requests in
@@ -210,7 +198,7 @@ class GeventH2(H2Worker):
             raise
         except OSError as exc:
             self.log.debug("Connection from %s failed before its protocol: %s", peer, exc)
-            _close(sock)
+            close_quietly(sock)
             raise
         finally:
             timer.close()
@@ -289,7 +277,7 @@ class GeventH2(H2Worker):
         finally:
             self.conns.discard(conn)
             if head is not None:  # None: too slow, the tick logs and closes it
-                _close(sock)
+                close_quietly(sock)
 
     def _read_head(self, conn: H1Connection, first: bool) -> bool | None:
         """Read a whole request head before Gunicorn's parser sees it: the
@@ -330,8 +318,3 @@ def _upgraded(upgrade: Upgrade) -> Callable[[Session], None]:
 
 def _now() -> float:
     return time.monotonic()
-
-
-def _close(sock: Any) -> None:
-    with contextlib.suppress(OSError):
-        sock.close()

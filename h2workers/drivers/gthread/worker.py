@@ -22,17 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gunicorn import sock
-
 from h2workers.app.wsgi.hooks import ServeContext
 from h2workers.app.wsgi.http1 import (
     H1Connection,
     Upgrade,
     head_complete,
-    request_head_limit,
 )
 from h2workers.app.wsgi.serve import serve_h2
-from h2workers.drivers.base import H2Worker
+from h2workers.drivers.base import H2Worker, close_quietly
 from h2workers.drivers.gthread.connection import SocketConnection
 from h2workers.drivers.gthread.threads import Mailbox, Parker, ThreadPool
 from h2workers.proto.detect import PREFACE, Protocol, bad_preface_goaway, sniff
@@ -79,14 +76,7 @@ class GThreadH2(H2Worker):
         self.selector = selectors.DefaultSelector()
         self.mailbox = Mailbox(self._command_failed)
         self.pool = ThreadPool(max(1, self.cfg.threads), self._job_failed)
-        self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
-        self.head_limit = request_head_limit(self.cfg)
         super().init_process()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        context: ssl.SSLContext = sock.ssl_context(self.cfg)
-        context.set_alpn_protocols(self.options.alpn)
-        return context
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self.alive = False  # the signal wake-up fd gets the loop moving
@@ -300,7 +290,7 @@ class GThreadH2(H2Worker):
             self.log.info("Invalid HTTP/2 preface from %s", pending.peer)
             with contextlib.suppress(OSError):
                 pending.sock.send(bad_preface_goaway())
-            _close(pending.sock)
+            close_quietly(pending.sock)
 
     def _start_h2(self, pending: _Pending) -> None:
         conn = SocketConnection(self, pending.sock, pending.peer, pending.server)
@@ -381,7 +371,7 @@ class GThreadH2(H2Worker):
     def _drop(self, conn: Any) -> None:
         self._unregister(conn)
         self.conns.pop(conn, None)
-        _close(conn.sock)
+        close_quietly(conn.sock)
         self._maybe_resume_accepting()
 
     def _maybe_resume_accepting(self) -> None:
@@ -411,12 +401,5 @@ class GThreadH2(H2Worker):
                 self._drop(conn)
         self.pool.stop(timeout=1.0)
         for listener in self.sockets:
-            _close(listener)
+            close_quietly(listener)
         self.mailbox.close()
-
-
-def _close(sock: Any) -> None:
-    try:
-        sock.close()
-    except OSError:
-        pass
