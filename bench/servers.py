@@ -178,12 +178,14 @@ SERVERS: dict[str, ServerSpec] = {
                    about="hypercorn -w 1 serving the ASGI twin of the app"),
         ServerSpec("h2workers-gevent", "gunicorn", worker="h2workers.GeventH2", needs="gevent",
                    about="gunicorn -k h2workers.GeventH2 -w 1"),
+        ServerSpec("h2workers-eventlet", "gunicorn", worker="h2workers.EventletH2",
+                   needs="eventlet", about="gunicorn -k h2workers.EventletH2 -w 1"),
         ServerSpec("gunicorn-gevent", "gunicorn", worker="gevent", needs="gevent",
                    about="gunicorn -k gevent -w 1 --http-protocols h2,h1 (Gunicorn 25+)"),
     )
 }
 DEFAULT_SERVERS = ["h2workers", "gunicorn-native", "hypercorn", "h2workers-h1", "h2-ceiling",
-                   "h2workers-gevent", "gunicorn-gevent"]
+                   "h2workers-gevent", "h2workers-eventlet", "gunicorn-gevent"]
 
 
 @dataclass

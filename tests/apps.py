@@ -13,6 +13,7 @@ import json
 import os
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -147,7 +148,9 @@ def pieces(environ: dict[str, Any], start_response: StartResponse) -> Iterable[b
     """``bytes`` of body in pieces of ``piece`` bytes, the shapes real apps
     produce: a generator (``mode=iter``, the default), ``write()`` calls
     (``mode=write``) or ``wsgi.file_wrapper`` over a file (``mode=file``,
-    ``piece`` is its block size). ``length=0`` leaves Content-Length out."""
+    ``piece`` is its block size; ``mode=disk`` over a real file, which
+    Gunicorn's HTTP/1.1 sends with ``socket.sendfile``). ``length=0`` leaves
+    Content-Length out."""
     query = _query(environ)
     size, piece = int(query.get("bytes", "0")), max(1, int(query.get("piece", "16384")))
     body = pieces_body(size)
@@ -158,6 +161,12 @@ def pieces(environ: dict[str, Any], start_response: StartResponse) -> Iterable[b
     if mode == "file":
         start_response("200 OK", headers)
         return environ["wsgi.file_wrapper"](io.BytesIO(body), piece)  # type: ignore[no-any-return]
+    if mode == "disk":
+        start_response("200 OK", headers)
+        disk = tempfile.TemporaryFile()  # noqa: SIM115 (the server closes it)
+        disk.write(body)
+        disk.seek(0)
+        return environ["wsgi.file_wrapper"](disk, piece)  # type: ignore[no-any-return]
     if mode == "write":
         write = start_response("200 OK", headers)
         view = memoryview(body)

@@ -35,7 +35,7 @@ WORKER = "h2workers.GThreadH2"
 # Every worker class that exists. Every suite that starts a server (e2e,
 # conformance, attacks, faults, interop, real apps) runs against each: a new
 # driver joins all of them by adding its name here.
-WORKERS = [WORKER, "h2workers.GeventH2"]
+WORKERS = [WORKER, "h2workers.GeventH2", "h2workers.EventletH2"]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 PORT_TRIES = 5

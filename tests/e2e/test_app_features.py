@@ -11,6 +11,8 @@ import h2.events as h2e
 import pytest
 from h2.errors import ErrorCodes
 
+from tests.apps import pieces_body
+
 from .util import H2Client, h1_exchange, h1_request, parse_h1, wait_for_file
 
 LINK = b"</style.css>; rel=preload; as=style"
@@ -200,10 +202,32 @@ def test_access_log_host_is_the_authority_and_gunicorn_socket_is_none(server, tm
     with H2Client(srv.port) as client:
         environ = client.get("/environ?socket=1").json()
     assert environ["gunicorn.socket"] == "NoneType"
-    assert h1_request(srv.port, "/environ?socket=1").json()["gunicorn.socket"] == "socket"
+    # the worker's socket class: eventlet's is GreenSocket (as in Gunicorn's eventlet worker)
+    socket_class = h1_request(srv.port, "/environ?socket=1").json()["gunicorn.socket"]
+    assert socket_class in ("socket", "GreenSocket")
     line = f'host={environ["HTTP_HOST"]} GET /environ?socket=1 HTTP/2.0'
     wait_for_file(log)
     deadline = time.monotonic() + 10
     while line not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["cleartext", "tls"])
+def test_a_file_on_disk_is_sent_whole_over_both_protocols(server, tls_files, tls):
+    """``wsgi.file_wrapper`` over a real file: Gunicorn's HTTP/1.1 sends it
+    with ``socket.sendfile`` in cleartext (a green socket needs its own, as
+    Gunicorn's eventlet worker patched in); HTTP/2 reads it in blocks."""
+    srv = server(tls=tls)
+    size = (1 << 20) + 7
+    expected = pieces_body(size)
+    path = f"/pieces?bytes={size}&piece=65536&mode=disk"
+    context = tls_files.client_context(alpn=["http/1.1"]) if tls else None
+    response = h1_request(srv.port, path, context=context, timeout=30)
+    assert response.status == 200 and response.body == expected
+    h2_context = tls_files.client_context(alpn=["h2"]) if tls else None
+    with H2Client(srv.port, h2_context, timeout=30) as client:
+        sid = client.request(path)
+        client.wait(lambda: client.streams[sid].done, what="the file over HTTP/2")
+        assert client.streams[sid].status == 200
+        assert bytes(client.streams[sid].data) == expected

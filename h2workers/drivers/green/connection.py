@@ -1,7 +1,8 @@
-"""One HTTP/2 connection on gevent: a reader and a writer greenlet.
+"""One HTTP/2 connection on green threads: a reader, and a writer at times.
 
 ``GreenConnection`` is the session's ``Transport`` (``drivers/transport.py``)
-over a non-blocking gevent socket. Its reader greenlet waits for the socket
+over a non-blocking green socket, on the worker's ``Hub`` (gevent or
+eventlet). Its reader greenlet waits for the socket
 to be readable and feeds ``Session.receive``. A dirty session is flushed by
 one callback at the end of the hub's loop iteration, however many commands
 made it dirty (the thread driver's end-of-turn flush); only while the
@@ -17,14 +18,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import gevent
-from gevent.socket import wait_read, wait_write
+from greenlet import GreenletExit, getcurrent
 
 from h2workers.drivers.transport import SocketTransport
 from h2workers.session.session import Session
 
 if TYPE_CHECKING:
-    from h2workers.drivers.gevent.worker import GeventH2
+    from h2workers.drivers.green.worker import GreenH2
 
 WRITE_WAIT = 1.0  # how long the writer waits for writability before it looks again
 
@@ -32,10 +32,11 @@ WRITE_WAIT = 1.0  # how long the writer waits for writability before it looks ag
 class GreenConnection(SocketTransport):
     """A session's socket: its reader, its writer, and its Transport."""
 
-    def __init__(self, worker: GeventH2, sock: Any, peer: Any, server: Any) -> None:
+    def __init__(self, worker: GreenH2, sock: Any, peer: Any, server: Any) -> None:
         super().__init__(sock, worker.log)
         sock.setblocking(False)
         self.worker = worker
+        self.hub = worker.hub
         self.flush_due = False  # a flush callback is scheduled
         self.writer: Any = None  # a greenlet while the kernel's buffer is full
         self.session = worker.new_session(self, peer, server)
@@ -44,7 +45,7 @@ class GreenConnection(SocketTransport):
     def serve(self, begin: Callable[[Session], None]) -> None:
         """Run the connection in this greenlet until it closes."""
         session = self.session
-        self.reader = gevent.getcurrent()
+        self.reader = getcurrent()
         self._guard(lambda: begin(session))
         self._guard(self._read_loop)
         session.close()
@@ -53,14 +54,14 @@ class GreenConnection(SocketTransport):
         """A bug here costs this connection, never the worker."""
         try:
             loop()
-        except gevent.GreenletExit:
+        except GreenletExit:
             pass
         except Exception:
             self.log.exception("Internal error on HTTP/2 connection from %s", self.session.peer)
             self.session.close()
 
     def _read_loop(self) -> None:
-        session, fd = self.session, self.sock.fileno()
+        session, fd, wait_read = self.session, self.sock.fileno(), self.hub.wait_read
         while not session.closed:
             data, eof = self.read_available()
             if data:
@@ -73,7 +74,7 @@ class GreenConnection(SocketTransport):
     def schedule_flush(self) -> None:
         if not self.flush_due:
             self.flush_due = True
-            gevent.get_hub().loop.run_callback(self._flush)
+            self.hub.call_soon(self._flush)
 
     def _flush(self) -> None:
         self.flush_due = False
@@ -84,11 +85,9 @@ class GreenConnection(SocketTransport):
         session, fd = self.session, self.sock.fileno()
         try:
             while session.wants_write and not session.closed:
-                try:
-                    wait_write(fd, timeout=WRITE_WAIT)
-                except gevent.socket.timeout:
-                    continue  # the session's tick closes a peer that reads nothing
-                session.write(time.monotonic())
+                if self.hub.wait_write(fd, WRITE_WAIT):
+                    session.write(time.monotonic())
+                # else: look again (the session's tick closes a peer that reads nothing)
         finally:
             self.writer = None
 
@@ -96,11 +95,11 @@ class GreenConnection(SocketTransport):
 
     def want_write(self, want: bool) -> None:
         if want and self.writer is None and not self.closed:
-            self.writer = gevent.spawn(self._guard, self._write_loop)
+            self.writer = self.hub.spawn(self._guard, self._write_loop)
 
     def close(self) -> None:
         super().close()
-        current = gevent.getcurrent()
+        current = getcurrent()
         for greenlet in (self.reader, self.writer):
             if greenlet is not None and greenlet is not current:
-                greenlet.kill(block=False)
+                self.hub.kill(greenlet)

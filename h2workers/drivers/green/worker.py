@@ -1,12 +1,13 @@
-"""GeventH2: HTTP/2 and HTTP/1.1 for WSGI apps on gevent greenlets.
+"""The green driver: HTTP/2 and HTTP/1.1 for WSGI apps on green threads.
 
-Gunicorn's gevent model, on the shared session layer: the worker
-monkey-patches the standard library before the app is imported (as
-Gunicorn's own gevent worker does), then runs a greenlet per connection, a
-writer greenlet per HTTP/2 connection, and a greenlet per stream, bounded by
+Gunicorn's gevent/eventlet model, on the shared session layer, written once
+against ``hub.Hub`` (``gevent_hub.py`` makes it ``GeventH2``,
+``eventlet_hub.py`` ``EventletH2``): the worker monkey-patches the standard
+library before the app is imported (as Gunicorn's own green workers do),
+then runs a green thread per connection and one per stream, bounded by
 ``worker_connections`` and ``http2_max_concurrent_streams``, never by a
-thread count. HTTP/1.1 runs on Gunicorn's own code in the connection's
-greenlet. See docs/architecture.md for what the shared layers do.
+thread count. HTTP/1.1 runs on Gunicorn's own code in the connection's green
+thread. See docs/architecture.md for what the shared layers do.
 """
 
 from __future__ import annotations
@@ -16,13 +17,7 @@ import errno
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, cast
-
-import gevent
-import gevent.event
-import gevent.lock
-import gevent.pool
-from gevent import hub, monkey
+from typing import Any, ClassVar, cast
 
 from h2workers.app.wsgi.hooks import ServeContext
 from h2workers.app.wsgi.http1 import (
@@ -32,7 +27,8 @@ from h2workers.app.wsgi.http1 import (
 )
 from h2workers.app.wsgi.serve import serve_h2
 from h2workers.drivers.base import H2Worker, close_quietly
-from h2workers.drivers.gevent.connection import GreenConnection
+from h2workers.drivers.green.connection import GreenConnection
+from h2workers.drivers.green.hub import Hub
 from h2workers.proto.detect import PREFACE, Protocol, bad_preface_goaway, sniff
 from h2workers.session.channel import SyncChannel
 from h2workers.session.session import Session
@@ -45,9 +41,10 @@ class GreenParker:
     """How a stream's greenlet waits (``SyncChannel``'s Parker). Most streams
     never wait: the semaphore is made on the first wait, not per stream."""
 
-    __slots__ = ("_permit", "_sem")
+    __slots__ = ("_hub", "_permit", "_sem")
 
-    def __init__(self) -> None:
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
         self._sem: Any = None
         self._permit = False  # an unpark before any park
 
@@ -56,7 +53,7 @@ class GreenParker:
             self._permit = False
             return True
         if self._sem is None:
-            self._sem = gevent.lock.Semaphore(0)
+            self._sem = self._hub.semaphore()
         return bool(self._sem.acquire(timeout=timeout))
 
     def unpark(self) -> None:
@@ -67,8 +64,10 @@ class GreenParker:
             sem.release()
 
 
-class GeventH2(H2Worker):
-    """Gunicorn worker class ``h2workers.GeventH2``."""
+class GreenH2(H2Worker):
+    """The base of ``GeventH2`` and ``EventletH2``: all but the library."""
+
+    hub: ClassVar[Hub]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,14 +76,10 @@ class GeventH2(H2Worker):
         self.expired: dict[str, list[tuple[Any, Any]]] = {}
 
     def init_process(self) -> None:
-        """Patch before the app is imported, as Gunicorn's gevent worker does."""
-        monkey.patch_all()
-        self.sockets = [
-            socket.socket(s.FAMILY, socket.SOCK_STREAM, fileno=s.sock.detach())
-            for s in self.sockets
-        ]
-        hub.reinit()
-        self.stop_requested = gevent.event.Event()  # wakes the loop at once
+        """Patch before the app is imported, as Gunicorn's green workers do."""
+        self.hub.patch()
+        self.sockets = [self.hub.green_socket(s.sock.detach(), s.FAMILY) for s in self.sockets]
+        self.stop_requested = self.hub.stop_event()  # wakes the loop at once
         super().init_process()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
@@ -97,22 +92,22 @@ class GeventH2(H2Worker):
             self.stop_requested.set()
 
     def handle_quit(self, sig: int, frame: Any) -> None:
-        gevent.spawn(super().handle_quit, sig, frame)  # not in the signal handler
+        self.hub.spawn(super().handle_quit, sig, frame)  # not in the signal handler
 
     def handle_usr1(self, sig: int, frame: Any) -> None:
-        gevent.spawn(super().handle_usr1, sig, frame)
+        self.hub.spawn(super().handle_usr1, sig, frame)
 
     # -- the loop ------------------------------------------------------------------
 
     def run(self) -> None:
         self.serve_context = ServeContext(self, multithread=True)  # the app is loaded
-        self.pool = gevent.pool.Pool(self.cfg.worker_connections)
-        acceptors = [gevent.spawn(self._accept_loop, listener) for listener in self.sockets]
+        self.pool = self.hub.pool(self.cfg.worker_connections)
+        acceptors = [self.hub.spawn(self._accept_loop, listener) for listener in self.sockets]
         while self.alive:
             self._tick()
             self.stop_requested.wait(TICK)
         for greenlet in acceptors:
-            greenlet.kill(block=False)
+            self.hub.kill(greenlet)
         for listener in self.sockets:
             close_quietly(listener)
         self._stop()
@@ -140,11 +135,11 @@ class GeventH2(H2Worker):
                 conn.session.stop(now)
         while self.conns and time.monotonic() < deadline:
             self.notify()
-            gevent.sleep(0.1)
+            self.hub.sleep(0.1)
         for conn in list(self.conns):
             if isinstance(conn, GreenConnection):
                 conn.session.close()
-        self.pool.kill(block=True, timeout=1.0)
+        self.pool.kill_all(timeout=1.0)
 
     # -- accepting and telling protocols apart ----------------------------------------
 
@@ -156,7 +151,7 @@ class GeventH2(H2Worker):
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     self.log.error("accept() failed: %s", exc)
-                    gevent.sleep(0.1)
+                    self.hub.sleep(0.1)
                 continue
             self.adopted += 1
             self.pool.spawn(self._handle, client, peer, server)  # waits while the pool is full
@@ -166,7 +161,7 @@ class GeventH2(H2Worker):
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock, h2, initial = self._negotiate(client, peer)
-        except (OSError, gevent.Timeout):
+        except (OSError, self.hub.Timeout):
             return  # closed, or left to the tick to close
         if h2:
             self._serve_h2(sock, peer, server, lambda session: session.start(initial, _now()))
@@ -178,8 +173,7 @@ class GeventH2(H2Worker):
         cleartext preface; at most ``timeout`` seconds, like a request head."""
         what = "TLS handshake(s)" if self.ssl_context else "connection preface(s)"
         sock = client  # the object that owns the descriptor (TLS wraps it)
-        timer = gevent.Timeout(max(1.0, float(self.cfg.timeout)))
-        timer.start()
+        cancel = self.hub.deadline(max(1.0, float(self.cfg.timeout)))
         try:
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(
@@ -193,7 +187,7 @@ class GeventH2(H2Worker):
             if not self.options.prior_knowledge:
                 return client, False, b""
             return self._sniff(client, peer)
-        except gevent.Timeout:
+        except self.hub.Timeout:
             self.expired.setdefault(what, []).append((peer, sock))
             raise
         except OSError as exc:
@@ -201,7 +195,7 @@ class GeventH2(H2Worker):
             close_quietly(sock)
             raise
         finally:
-            timer.close()
+            cancel()
 
     def _sniff(self, client: Any, peer: Any) -> tuple[Any, bool, bytes]:
         head = b""
@@ -233,9 +227,9 @@ class GeventH2(H2Worker):
 
     def start(self, session: Session, stream: Stream) -> None:
         self.count_request()
-        channel = SyncChannel(session, stream, GreenParker(), self._post)
-        # a raw greenlet: serve_h2 never raises, and nothing joins it
-        gevent.spawn_raw(serve_h2, self.serve_context, channel)
+        channel = SyncChannel(session, stream, GreenParker(self.hub), self._post)
+        # a raw green thread: serve_h2 never raises, and nothing joins it
+        self.hub.spawn_raw(serve_h2, self.serve_context, channel)
 
     def _post(self, command: Any, *args: Any) -> None:
         """A stream's command runs at once: its greenlet shares the hub. A
