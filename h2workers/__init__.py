@@ -1,9 +1,10 @@
 """HTTP/2 worker classes for Gunicorn.
 
 Use one with ``gunicorn --worker-class h2workers.GThreadH2 ...`` (or
-``GeventH2``, ``EventletH2``). The worker classes are imported lazily so that importing the
-package (for example to read the settings) never pulls in a concurrency
-library, and a class whose library is missing says which extra to install.
+``GeventH2``, ``EventletH2``, ``AsgiH2``). The worker classes are imported
+lazily so that importing the package (for example to read the settings)
+never pulls in a concurrency library, and a class whose library is missing
+says which extra to install.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 from h2workers.errors import ConfigError
 
 __version__ = "0.1.0"
-__all__ = ["EventletH2", "GThreadH2", "GeventH2", "__version__"]
+__all__ = ["AsgiH2", "EventletH2", "GThreadH2", "GeventH2", "__version__"]
 
 # class name: (module, the library it needs, the extra that installs it)
 _WORKERS = {
     "GThreadH2": ("h2workers.drivers.gthread.worker", None, None),
     "GeventH2": ("h2workers.drivers.green.gevent_hub", "gevent", "gevent"),
     "EventletH2": ("h2workers.drivers.green.eventlet_hub", "eventlet", "eventlet"),
+    "AsgiH2": ("h2workers.drivers.aio.worker", "h11", "asgi"),
 }
 
 

@@ -35,7 +35,10 @@ WORKER = "h2workers.GThreadH2"
 # Every worker class that exists. Every suite that starts a server (e2e,
 # conformance, attacks, faults, interop, real apps) runs against each: a new
 # driver joins all of them by adding its name here.
-WORKERS = [WORKER, "h2workers.GeventH2", "h2workers.EventletH2"]
+WORKERS = [WORKER, "h2workers.GeventH2", "h2workers.EventletH2", "h2workers.AsgiH2"]
+ASGI_WORKER = "h2workers.AsgiH2"
+# The ASGI twin of each WSGI test app: AsgiH2 serves it in the WSGI one's place.
+ASGI_TWINS = {"tests.apps:app": "tests.asgi_apps:app"}
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 PORT_TRIES = 5
@@ -43,6 +46,18 @@ PORT_TRIES = 5
 
 class StartError(Exception):
     """Gunicorn did not come up."""
+
+
+def app_for(worker: str, app: str) -> str:
+    """The app a worker class serves: AsgiH2 serves the ASGI twin of a WSGI
+    test app, and a test of a WSGI-only app (Flask, Django's WSGI handler)
+    does not apply to it."""
+    if worker != ASGI_WORKER or app.startswith("tests.asgi_") or ":asgi" in app:
+        return app
+    twin = ASGI_TWINS.get(app)
+    if twin is None:
+        pytest.skip(f"{app} is a WSGI app; AsgiH2 serves ASGI apps")
+    return twin
 
 
 @dataclass(frozen=True)
@@ -258,7 +273,7 @@ class ServerFactory:
             cmd += ["-c", str(config)]
         if gunicorn_has_flag("--no-control-socket", gunicorn):  # one shared path otherwise
             cmd.append("--no-control-socket")
-        return [*cmd, *args, app]
+        return [*cmd, *args, app_for(worker or self.worker, app)]
 
     def _env(self, state: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -401,3 +416,18 @@ def module_server(
 @pytest.fixture(scope="session")
 def gunicorn_ver() -> tuple[int, ...]:
     return gunicorn_version()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "wsgi: WSGI-only behaviour (readline, gunicorn.socket): not run on AsgiH2"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="WSGI-only behaviour; AsgiH2 serves ASGI apps")
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_asgi = callspec is not None and callspec.params.get("worker_class") == ASGI_WORKER
+        if on_asgi and item.get_closest_marker("wsgi"):
+            item.add_marker(skip)

@@ -489,7 +489,7 @@ def test_a_served_request_leaves_no_reference_cycle() -> None:
 
     from gunicorn.config import Config
 
-    from h2workers.app.wsgi.hooks import ServeContext
+    from h2workers.app.wsgi.context import ServeContext
     from h2workers.app.wsgi.serve import serve_h2
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

@@ -1,26 +1,28 @@
 """Turning an application's response head into an HTTP/2 header block.
 
-Shared by the WSGI and ASGI mappings: the same checks Gunicorn applies to
-HTTP/1.1 responses (token names, no CR/LF/NUL in values), lowercase names as
-HTTP/2 requires, and no connection-specific fields, which RFC 9113 8.2.2
-forbids in HTTP/2.
+Shared by the WSGI mapping (``str`` headers, ``encode_headers``) and the
+ASGI one (``bytes`` headers, ``check_headers``): the same checks Gunicorn
+applies to HTTP/1.1 responses (token names, no CR/LF/NUL in values),
+lowercase names as HTTP/2 requires, and no connection-specific fields, which
+RFC 9113 8.2.2 forbids in HTTP/2.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from h2workers.errors import InvalidResponse
 from h2workers.proto.headers import Header
 
-__all__ = ["InvalidResponse", "encode_headers", "has_no_body", "parse_status"]
+__all__ = ["InvalidResponse", "check_headers", "encode_headers", "has_no_body", "parse_status"]
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_VALUE = re.compile(r"[ \t\x21-\x7e\x80-\xff]*")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(rb"[ \t\x21-\x7e\x80-\xff]*")
 _STATUS = re.compile(r"([1-9][0-9]{2})(?: [ \t\x21-\x7e\x80-\xff]*)?")
 _CONNECTION_SPECIFIC = frozenset(
-    ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te")
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te")
 )
 
 
@@ -35,7 +37,20 @@ def parse_status(status: str) -> int:
 
 
 def encode_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[Header], int | None]:
-    """Check and encode response headers; returns (block, content-length).
+    """WSGI's ``str`` headers checked and encoded; see ``check_headers``."""
+    raw: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidResponse(f"header {name!r} is not a pair of strings")
+        try:
+            raw.append((name.encode("latin-1"), value.encode("latin-1")))
+        except UnicodeEncodeError:
+            raise InvalidResponse(f"header {name!r} is not latin-1") from None
+    return check_headers(raw)
+
+
+def check_headers(headers: Iterable[Any]) -> tuple[list[Header], int | None]:
+    """Check response headers given as bytes; returns (block, content-length).
 
     Names are lowercased, values stripped of edge whitespace, and
     connection-specific fields dropped. Raises InvalidResponse for a name
@@ -44,20 +59,21 @@ def encode_headers(headers: Iterable[tuple[str, str]]) -> tuple[list[Header], in
     """
     block: list[Header] = []
     length: int | None = None
-    for name, value in headers:
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+    for pair in headers:
+        name, value = pair
+        if not isinstance(name, bytes) or not _TOKEN.fullmatch(name):
             raise InvalidResponse(f"invalid header name {name!r}")
-        if not isinstance(value, str) or not _VALUE.fullmatch(value):
+        if not isinstance(value, bytes) or not _VALUE.fullmatch(value):
             raise InvalidResponse(f"invalid value for header {name!r}")
         lname = name.lower()
         if lname in _CONNECTION_SPECIFIC:
             continue
-        value = value.strip(" \t")
-        if lname == "content-length":
+        value = value.strip(b" \t")
+        if lname == b"content-length":
             if not value.isdigit():
                 raise InvalidResponse(f"invalid content-length {value!r}")
             length = int(value)
-        block.append((lname.encode("latin-1"), value.encode("latin-1")))
+        block.append((lname, value))
     return block, length
 
 

@@ -24,7 +24,7 @@ from gunicorn import http
 from gunicorn import sock as gsock
 from gunicorn.workers import base
 
-from h2workers.app.wsgi.hooks import ServeContext
+from h2workers.app.wsgi.context import ServeContext
 from h2workers.app.wsgi.http1 import (
     H1Connection,
     H1Exchange,
@@ -32,9 +32,9 @@ from h2workers.app.wsgi.http1 import (
     next_request,
     request_head_limit,
     start_upgrade,
-    upgrade_settings,
 )
 from h2workers.config import ServerOptions, server_options
+from h2workers.proto.upgrade import upgrade_settings
 from h2workers.session.session import Session
 
 TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0

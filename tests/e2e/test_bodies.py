@@ -188,7 +188,10 @@ def _h2(srv, path: str, body: bytes, with_length: bool, frame_size: int) -> obje
         return response.json()
 
 
-@pytest.mark.parametrize("path", ["/lines", "/echo-chunks?n=7", "/echo-chunks?n=4096", "/echo"])
+LINES = pytest.param("/lines", marks=pytest.mark.wsgi)  # readline() is WSGI's
+
+
+@pytest.mark.parametrize("path", [LINES, "/echo-chunks?n=7", "/echo-chunks?n=4096", "/echo"])
 @pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "no-length"])
 def test_input_reads_like_http11(srv, path, with_length):
     if path == "/echo":
@@ -210,6 +213,7 @@ def test_input_reads_like_http11(srv, path, with_length):
         assert _h2(srv, path, LINES_BODY, with_length, frame_size) == reference, frame_size
 
 
+@pytest.mark.wsgi
 def test_lines_reference_is_sane(srv):
     """The HTTP/1.1 answer used as reference is what file-like reading means."""
     steps = _h1(srv, "/lines", LINES_BODY, chunked=False)
@@ -224,7 +228,7 @@ def test_lines_reference_is_sane(srv):
     assert "".join(data for _, data in steps).encode() == LINES_BODY
 
 
-@pytest.mark.parametrize("path", ["/lines", "/echo-chunks?n=13", "/upload-count"])
+@pytest.mark.parametrize("path", [LINES, "/echo-chunks?n=13", "/upload-count"])
 @pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "chunked"])
 def test_curl_h1_and_h2_bodies_read_the_same(srv, tmp_path, path, with_length):
     """curl sends the same body over both protocols; without a length it is

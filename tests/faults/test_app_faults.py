@@ -16,9 +16,12 @@ import pytest
 from h2.errors import ErrorCodes
 
 from tests.attacks.support import H2Client, assert_serves, h1_request, wait_for_file
+from tests.conftest import ASGI_WORKER
 from tests.e2e.util import h1_exchange
 
-# kind: (status, reset code, body) expected; None where anything goes
+# kind: (status, reset code, body) expected; None where anything goes. The
+# ASGI twin (tests/asgi_apps.py) makes each mistake in its ASGI form;
+# ``wsgi`` ones have none (exc_info, close() of an iterable).
 FAULTS = {
     "raise": (500, None, b"Internal Server Error"),
     "bad-status": (500, None, b"Internal Server Error"),
@@ -34,6 +37,8 @@ FAULTS = {
     # the response was complete when close() failed: it stands
     "close-raises": (200, None, b"fine\n"),
 }
+WSGI_ONLY = {"exc-info-after-head", "write-after-error", "close-raises"}
+KINDS = [pytest.param(k, marks=pytest.mark.wsgi) if k in WSGI_ONLY else k for k in FAULTS]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,7 @@ def srv(module_server):
     return module_server(tls=False, threads=4)
 
 
-@pytest.mark.parametrize("kind", FAULTS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_app_fault_costs_its_stream_only(srv, kind):
     status, reset, body = FAULTS[kind]
     worker = srv.worker_pid()
@@ -67,6 +72,7 @@ def test_app_fault_costs_its_stream_only(srv, kind):
     assert_serves(srv, worker)
 
 
+@pytest.mark.wsgi
 def test_close_raising_after_a_queued_response_does_not_cancel_it(srv):
     """The response is whole, END_STREAM included, but still queued behind a
     closed connection window when close() raises: it goes out once the
@@ -86,12 +92,24 @@ def test_close_raising_after_a_queued_response_does_not_cancel_it(srv):
         assert client.response(hog).status == 200
 
 
-def test_app_faults_over_http11_cost_the_request_only(srv):
+def test_app_faults_over_http11_cost_the_request_only(srv, worker_class):
     worker = srv.worker_pid()
     for kind in ("raise", "twice"):
         assert h1_request(srv.port, f"/fault?kind={kind}").status == 500, kind
-    assert h1_request(srv.port, "/fault?kind=write-after-error").status == 503
+    if worker_class != ASGI_WORKER:
+        assert h1_request(srv.port, "/fault?kind=write-after-error").status == 503
     assert_serves(srv, worker)
+
+
+def test_an_asgi_app_that_never_responds_gets_a_500(srv, worker_class):
+    """ASGI only: the app returns without sending anything, over both protocols."""
+    if worker_class != ASGI_WORKER:
+        pytest.skip("an ASGI mistake")
+    with H2Client(srv.port, timeout=10) as client:
+        state = client.response(client.request("/fault?kind=never-responds"))
+        assert (state.status, bytes(state.data)) == (500, b"Internal Server Error")
+    assert h1_request(srv.port, "/fault?kind=never-responds").status == 500
+    assert "ASGI application returned without a response" in srv.log()
 
 
 @pytest.mark.parametrize("kind", ["bad-status", "bad-status-code", "bad-header-value"])
@@ -112,6 +130,7 @@ def test_invalid_response_head_over_http11_is_a_500(srv, request, gunicorn_ver, 
     assert_serves(srv, srv.worker_pid())
 
 
+@pytest.mark.wsgi
 def test_stubborn_generator_is_dropped_on_reset(module_server):
     """A generator that ignores GeneratorExit (close() raises RuntimeError):
     a client reset still frees the only pool thread."""
@@ -130,6 +149,7 @@ def test_stubborn_generator_is_dropped_on_reset(module_server):
     assert_serves(srv, worker)
 
 
+@pytest.mark.wsgi
 def test_endless_iterable_with_content_length_is_stopped(server):
     """Function-scoped server: on failure its worker keeps a spinning thread."""
     srv = server(tls=False, threads=1)

@@ -14,50 +14,17 @@ from gunicorn import SERVER_SOFTWARE, util
 from gunicorn.http.wsgi import FileWrapper, WSGIErrorsWrapper
 
 from h2workers.app.policy import Address, RequestPolicy
+from h2workers.app.request import RequestInfo
 from h2workers.errors import RequestRejected
 from h2workers.proto.headers import RequestHead
 
-__all__ = ["EnvironBuilder", "H2Request", "RequestRejected", "connection_environ", "worker_environ"]
-
-
-class H2Request:
-    """The request as Gunicorn's hooks and access log expect to see it."""
-
-    __slots__ = (
-        "fragment",
-        "headers",
-        "method",
-        "path",
-        "priority_depends_on",
-        "priority_weight",
-        "query",
-        "scheme",
-        "stream_id",
-        "uri",
-        "version",
-    )
-
-    def __init__(
-        self, stream_id: int, head: RequestHead, scheme: str, headers: list[tuple[str, str]]
-    ) -> None:
-        self.stream_id = stream_id
-        self.method = head.method.decode("latin-1")
-        self.uri = head.path.decode("latin-1")
-        self.version = (2, 0)
-        self.scheme = scheme
-        self.headers = headers
-        self.priority_weight = head.priority_weight
-        self.priority_depends_on = head.priority_depends_on
-        uri = self.uri
-        if uri.startswith("//") or "#" in uri:  # rare: let Gunicorn's splitter decide
-            parts = util.split_request_uri(uri)
-            self.path, self.query, self.fragment = parts.path or "", parts.query, parts.fragment
-        else:  # origin-form (or "*"): what urlsplit would give, without its cost
-            self.path, _, self.query = uri.partition("?")
-            self.fragment = ""
-
-    def should_close(self) -> bool:
-        return False
+__all__ = [
+    "EnvironBuilder",
+    "RequestInfo",
+    "RequestRejected",
+    "connection_environ",
+    "worker_environ",
+]
 
 
 def worker_environ(cfg: Any) -> dict[str, Any]:
@@ -109,11 +76,11 @@ class EnvironBuilder:
         self.base = connection_environ(base, peer, server, secure)
         self.unix_server = not isinstance(server, tuple)
 
-    def build(self, stream_id: int, head: RequestHead) -> tuple[dict[str, Any], H2Request]:
+    def build(self, stream_id: int, head: RequestHead) -> tuple[dict[str, Any], RequestInfo]:
         """Environ and request for a stream; raises RequestRejected."""
         headers, scheme = self.policy.accept(head)
         environ = self.base.copy()
-        req = H2Request(stream_id, head, scheme, headers)
+        req = RequestInfo(stream_id, head, scheme, headers)
         for name, value in headers:
             _put_header(environ, name, value)
         environ["wsgi.url_scheme"] = scheme

@@ -17,8 +17,6 @@ as an ``Upgrade`` (RFC 7540 3.2).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,25 +24,11 @@ from gunicorn import util
 from gunicorn.http import RequestParser
 from gunicorn.http import wsgi as gwsgi
 
+from h2workers.app.hooks import request_hooks
 from h2workers.app.response import encode_headers
-from h2workers.app.wsgi.hooks import ServeContext, request_hooks
+from h2workers.app.wsgi.context import ServeContext
 from h2workers.proto.headers import Header
-
-UPGRADE_BODY_LIMIT = 65536
-SWITCHING_PROTOCOLS = (
-    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
-)
-_NOT_FORWARDED = frozenset(
-    (
-        "CONNECTION",
-        "UPGRADE",
-        "HTTP2-SETTINGS",
-        "KEEP-ALIVE",
-        "PROXY-CONNECTION",
-        "TRANSFER-ENCODING",
-        "HOST",
-    )
-)
+from h2workers.proto.upgrade import SWITCHING_PROTOCOLS, upgrade_block
 
 
 @dataclass
@@ -92,56 +76,12 @@ def head_complete(buffered: bytes, limit: int) -> bool:
     return b"\r\n\r\n" in buffered or len(buffered) > limit
 
 
-def upgrade_settings(req: Any) -> bytes | None:
-    """The HTTP2-Settings payload if ``req`` is a well-formed h2c upgrade."""
-    upgrade, connection, settings = "", "", []
-    for name, value in req.headers:
-        if name == "UPGRADE":
-            upgrade = value.strip().lower()
-        elif name == "CONNECTION":
-            connection = value.lower()
-        elif name == "HTTP2-SETTINGS":
-            settings.append(value.strip())
-    tokens = {t.strip() for t in connection.split(",")}
-    if upgrade != "h2c" or len(settings) != 1 or not {"upgrade", "http2-settings"} <= tokens:
-        return None
-    if req.version < (1, 1) or _declared_length(req) > UPGRADE_BODY_LIMIT:
-        return None
-    payload = settings[0].encode("latin-1")
-    try:
-        raw = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return payload if len(raw) % 6 == 0 else None
-
-
-def _declared_length(req: Any) -> int:
-    for name, value in req.headers:
-        if name == "CONTENT-LENGTH":
-            return int(value) if value.isdigit() else UPGRADE_BODY_LIMIT + 1
-        if name == "TRANSFER-ENCODING":
-            return UPGRADE_BODY_LIMIT + 1
-    return 0
-
-
 def start_upgrade(conn: H1Connection, req: Any, settings: bytes) -> Upgrade:
     """Read the upgrade request's body, answer 101, describe stream 1."""
     body = req.body.read() if req.body is not None else b""
     pending = conn.parser.unreader.buf.getvalue()
     util.write(conn.sock, SWITCHING_PROTOCOLS)
-    block: list[Header] = [
-        (b":method", req.method.encode("latin-1")),
-        (b":scheme", b"http"),
-        (b":path", req.uri.encode("latin-1")),
-    ]
-    host = next((v for n, v in req.headers if n == "HOST"), None)
-    if host is not None:
-        block.insert(1, (b":authority", host.encode("latin-1")))
-    for name, value in req.headers:
-        if name in _NOT_FORWARDED or (name == "TE" and value.strip().lower() != "trailers"):
-            continue
-        block.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    return Upgrade(settings, block, body or b"", pending)
+    return Upgrade(settings, upgrade_block(req), body or b"", pending)
 
 
 def next_request(conn: H1Connection, cfg: Any) -> Any:

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
+from h2workers.app.request import RequestInfo, ResponseInfo
 from h2workers.app.response import InvalidResponse, encode_headers, has_no_body, parse_status
-from h2workers.app.wsgi.environ import H2Request, RequestRejected
-from h2workers.errors import StreamClosed
+from h2workers.errors import RequestRejected, StreamClosed
 from h2workers.proto.headers import Header
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -183,23 +183,11 @@ class RequestBody:
         return line
 
 
-class _ResponseInfo:
-    """What Gunicorn's access log and post_request hook read of a response."""
-
-    __slots__ = ("headers", "sent", "status", "status_code")
-
-    def __init__(self) -> None:
-        self.status: str | None = None
-        self.status_code: int | None = None
-        self.headers: list[tuple[str, str]] = []
-        self.sent = 0
-
-
 class WSGIStream:
     """Serves one stream: call the app, send what it returns."""
 
     def __init__(
-        self, app: WSGIApp, channel: Channel, environ: dict[str, Any], req: H2Request
+        self, app: WSGIApp, channel: Channel, environ: dict[str, Any], req: RequestInfo
     ) -> None:
         self.app = app
         self.channel = channel
@@ -207,7 +195,7 @@ class WSGIStream:
         # would keep every request's objects until the garbage collector runs.
         self.environ: dict[str, Any] | None = environ
         self.req = req
-        self.info = _ResponseInfo()
+        self.info = ResponseInfo()
         self._block: list[Header] = []
         self._length: int | None = None
         self._no_body = False
@@ -356,15 +344,15 @@ class WSGIStream:
             pass
 
 
-def reject(channel: Channel, exc: RequestRejected) -> _ResponseInfo:
+def reject(channel: Channel, exc: RequestRejected) -> ResponseInfo:
     """Answer a request Gunicorn's policy refuses (414, 431, 400...)."""
-    info = _ResponseInfo()
+    info = ResponseInfo()
     _send_plain(channel, info, exc.status, exc.reason, f"{exc.status} {exc.reason}\n".encode())
     return info
 
 
 def _send_plain(
-    channel: Channel, info: _ResponseInfo, status: int, reason: str, body: bytes
+    channel: Channel, info: ResponseInfo, status: int, reason: str, body: bytes
 ) -> None:
     """A whole text/plain response from the server itself, noted in ``info``
     for the access log."""

@@ -14,12 +14,10 @@ from typing import Any
 
 from h2.errors import ErrorCodes
 
-from h2workers.app.wsgi.environ import (
-    EnvironBuilder,
-    H2Request,
-    RequestRejected,
-)
-from h2workers.app.wsgi.hooks import ServeContext, request_hooks
+from h2workers.app.hooks import request_hooks
+from h2workers.app.request import RequestInfo
+from h2workers.app.wsgi.context import ServeContext
+from h2workers.app.wsgi.environ import EnvironBuilder, RequestRejected
 from h2workers.app.wsgi.runner import Channel, WSGIStream, reject
 from h2workers.errors import StreamClosed
 from h2workers.session.channel import SyncChannel
@@ -27,7 +25,7 @@ from h2workers.session.stream import StreamState
 
 
 def serve_stream(
-    ctx: ServeContext, channel: Channel, environ: dict[str, Any], req: H2Request
+    ctx: ServeContext, channel: Channel, environ: dict[str, Any], req: RequestInfo
 ) -> None:
     """Serve one stream inside the worker's hooks, error log and access log."""
     with request_hooks(ctx, req, environ) as exchange:
@@ -75,7 +73,7 @@ def _environ_builder(ctx: ServeContext, session: Any) -> EnvironBuilder:
     return builder
 
 
-def _priority_keys(environ: dict[str, Any], req: H2Request) -> Callable[[int, int], None]:
+def _priority_keys(environ: dict[str, Any], req: RequestInfo) -> Callable[[int, int], None]:
     """Keep the Gunicorn priority keys (and the request's fields) current."""
 
     def show(weight: int, depends_on: int) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from h2workers.app.wsgi.hooks import ServeContext
+from h2workers.app.wsgi.context import ServeContext
 from h2workers.app.wsgi.http1 import (
     H1Connection,
     Upgrade,

@@ -1,10 +1,11 @@
-"""The hook sequence of every request, HTTP/1.1 and HTTP/2 alike.
+"""The hook sequence of every request: HTTP/1.1 and HTTP/2, WSGI and ASGI.
 
 Gunicorn runs ``pre_request``, the application, the access log line and
 ``post_request`` around each request; ``request_hooks`` is that sequence
-once, for Gunicorn's HTTP/1.1 path (``http1.py``) and for HTTP/2 streams
-(``serve.py``), so that the two cannot drift apart. ``ServeContext`` holds
-what serving needs from the worker, looked up once per worker.
+once, for Gunicorn's HTTP/1.1 path (``wsgi/http1.py``), HTTP/2 streams
+(``wsgi/serve.py``) and ASGI requests (``asgi/serve.py``), so that they
+cannot drift apart. ``HookContext`` holds what the hooks need from the
+worker, looked up once per worker; each interface extends it.
 """
 
 from __future__ import annotations
@@ -14,25 +15,19 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from h2workers.app.wsgi.environ import worker_environ
-from h2workers.app.wsgi.runner import WSGIApp
 
-
-class ServeContext:
-    """What serving a stream needs from its worker, looked up once per worker
+class HookContext:
+    """What the hooks need from the worker, looked up once per worker
     (Gunicorn's ``Config`` attribute access is slow enough to show per request)."""
 
-    def __init__(self, worker: Any, multithread: bool) -> None:
+    def __init__(self, worker: Any) -> None:
         cfg = worker.cfg
         self.worker = worker
         self.cfg = cfg
-        self.multithread = multithread  # wsgi.multithread: the driver knows
-        self.app: WSGIApp = worker.wsgi
         self.log = worker.log
         self.pre_request = cfg.pre_request
         self.post_request = cfg.post_request
         self.access_log = _access_log_enabled(worker.log, cfg)
-        self.base_environ = worker_environ(cfg)
 
 
 def _access_log_enabled(log: Any, cfg: Any) -> bool:
@@ -61,7 +56,7 @@ class Exchange:
 
 @contextmanager
 def request_hooks(
-    ctx: ServeContext, req: Any, environ: dict[str, Any] | None = None
+    ctx: HookContext, req: Any, environ: dict[str, Any] | None = None
 ) -> Iterator[Exchange]:
     """``pre_request``; the body of the ``with`` (the app); the access log
     line if the body set ``logged``; ``post_request``, whatever happened

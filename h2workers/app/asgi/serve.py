@@ -1,0 +1,136 @@
+"""Serving one request with an ASGI app, as Gunicorn serves a request.
+
+Driver-neutral: the asyncio driver runs ``serve_h2`` in a task per HTTP/2
+stream (its ``AsyncChannel`` from ``session/channel.py``) and
+``serve_request`` per HTTP/1.1 request (``drivers/aio/http1.py``). The
+sequence is the WSGI workers': the request policy (``scope.ScopeBuilder``),
+``pre_request``, the app (``runner.ASGIStream``), the error log, the access
+log, ``post_request`` (``app/hooks.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from h2.errors import ErrorCodes
+
+from h2workers.app.asgi.runner import ASGIApp, ASGIStream, Scope, rejected
+from h2workers.app.asgi.scope import ScopeBuilder, tls_extension
+from h2workers.app.hooks import HookContext, request_hooks
+from h2workers.app.request import RequestInfo
+from h2workers.errors import RequestRejected, StreamClosed
+from h2workers.proto.headers import RequestHead
+from h2workers.session.stream import Stream, StreamState
+
+
+class AsgiContext(HookContext):
+    """What serving a request needs from the worker, looked up once."""
+
+    def __init__(self, worker: Any, app: ASGIApp, state: dict[str, Any] | None) -> None:
+        super().__init__(worker)
+        self.app = app
+        self.state = state  # lifespan's, copied into each scope (None: no lifespan)
+        # post_request gets an environ: build one only if someone reads it
+        self.wants_environ = self.access_log or _overridden(self.post_request)
+        # what every request may use, whatever its protocol (see connection_extensions)
+        self.extensions: dict[str, Any] = {
+            "http.response.trailers": {},
+            "http.response.early_hint": {},
+            "http.response.pathsend": {},
+        }
+
+    def builder(self, peer: Any, server: Any, tls: Any, http_version: str) -> ScopeBuilder:
+        """The scope builder of a connection (``tls``: its SSL object, or None)."""
+        extensions = dict(self.extensions)
+        if tls is not None:
+            extensions["tls"] = tls_extension(tls)
+        return ScopeBuilder(self.cfg, peer, server, tls is not None, http_version, extensions)
+
+
+def _overridden(hook: Any) -> bool:
+    return getattr(hook, "__module__", "") != "gunicorn.config"
+
+
+async def serve_request(
+    ctx: AsgiContext,
+    channel: Any,
+    builder: ScopeBuilder,
+    head: RequestHead,
+    stream: Stream | None = None,
+) -> None:
+    """One request inside the worker's hooks; never raises (but for
+    cancellation). ``channel``: an ``AsyncChannel`` with ``finish()``;
+    ``stream``: the HTTP/2 stream, whose priority the scope shows."""
+    try:
+        try:
+            scope, req = builder.build(channel.stream_id, head, ctx.state)
+            if stream is not None:
+                stream.watch_priority(_priority_extension(scope))
+        except RequestRejected as exc:
+            ctx.log.warning("Invalid request from ip=%s: %s", builder.client_ip, exc)
+            await rejected(channel, exc)
+            return
+        with request_hooks(ctx, req) as exchange:
+            expect = any(n == b"expect" and v.lower() == b"100-continue" for n, v in head.headers)
+            runner = ASGIStream(ctx.app, channel, scope, expect_continue=expect)
+            exchange.response = runner.info
+            if ctx.wants_environ:
+                exchange.environ = access_environ(scope, req)
+            await runner.run()
+            if runner.error is not None:
+                ctx.log.error("Error handling request %s", req.uri, exc_info=runner.error)
+            exchange.logged = runner.info
+    except StreamClosed:
+        pass
+    except Exception:
+        ctx.log.exception("Error serving request %d", channel.stream_id)
+        channel.reset(ErrorCodes.INTERNAL_ERROR)
+    finally:
+        channel.finish()
+
+
+async def serve_h2(ctx: AsgiContext, channel: Any) -> None:
+    """One HTTP/2 stream (a task per stream)."""
+    session, stream = channel.session, channel.stream
+    if stream.state is not StreamState.OPEN:
+        channel.finish()
+        return  # reset before its task ran
+    builder: ScopeBuilder | None = session.app_context
+    if builder is None:
+        tls = getattr(session.transport, "tls", None)  # the driver's SSL object
+        builder = session.app_context = ctx.builder(session.peer, session.server, tls, "2")
+    await serve_request(ctx, channel, builder, stream.head, stream)
+
+
+def _priority_extension(scope: Scope) -> Callable[[int, int], None]:
+    """``http.response.priority`` as Gunicorn's asgi worker names it (RFC
+    7540 weight and parent), kept current as PRIORITY frames arrive."""
+    shown: dict[str, int] = {}
+    scope["extensions"]["http.response.priority"] = shown
+
+    def show(weight: int, depends_on: int) -> None:
+        shown["weight"], shown["depends_on"] = weight, depends_on
+
+    return show
+
+
+def access_environ(scope: Scope, req: RequestInfo) -> dict[str, Any]:
+    """The environ Gunicorn's access log and ``post_request`` read, from the
+    scope (an ASGI request has no WSGI environ of its own)."""
+    client = scope.get("client")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": req.method,
+        "RAW_URI": req.uri,
+        "PATH_INFO": scope["path"],
+        "QUERY_STRING": req.query,
+        "SCRIPT_NAME": scope["root_path"],
+        "SERVER_PROTOCOL": "HTTP/2.0" if scope["http_version"] == "2" else "HTTP/1.1",
+        "wsgi.url_scheme": scope["scheme"],
+        "REMOTE_ADDR": client[0] if client else "",
+        "REMOTE_PORT": str(client[1]) if client else "",
+    }
+    for name, value in req.headers:
+        key = "HTTP_" + name.replace("-", "_")
+        environ[key] = value if key not in environ else f"{environ[key]},{value}"
+    return environ

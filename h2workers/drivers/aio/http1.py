@@ -1,0 +1,421 @@
+"""HTTP/1.1 on the asyncio worker, through ``h11``.
+
+``H11Protocol`` parses with h11 (sans-I/O, as the h2 side is) and serves one
+request at a time; each request is an ``H11Exchange``, the ``AsyncChannel``
+the ASGI runner uses for HTTP/2 streams too, so the app layer cannot tell
+the two apart but for ``http_version``. Gunicorn's rules apply as on HTTP/2:
+the request policy (limits, trusted peers, scheme headers), a request head
+within ``timeout``, ``keepalive`` between requests, and ``Upgrade: h2c``
+when ``http2_cleartext`` allows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import h11
+from h2.errors import ErrorCodes
+
+from h2workers.app.asgi.scope import ScopeBuilder
+from h2workers.app.asgi.serve import serve_request
+from h2workers.errors import StreamClosed
+from h2workers.proto.headers import Header, RequestHead
+from h2workers.proto.upgrade import SWITCHING_PROTOCOLS, upgrade_block, upgrade_settings
+from h2workers.session.session import Session
+
+if TYPE_CHECKING:
+    from h2workers.drivers.aio.connection import LoopConnection
+    from h2workers.drivers.aio.worker import AsgiH2
+
+READ_AHEAD = 256 * 1024  # request body buffered before reading pauses
+DRAIN_LIMIT = 1 << 20  # unread request body discarded to keep the connection
+
+
+class H11Protocol:
+    """One HTTP/1.1 connection: requests one after another."""
+
+    def __init__(self, worker: AsgiH2, conn: LoopConnection, initial: bytes) -> None:
+        self.worker = worker
+        self.conn = conn
+        self.transport = conn.transport
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=worker.head_limit)
+        self.exchange: H11Exchange | None = None
+        self.builders: dict[str, ScopeBuilder] = {}  # by HTTP version, made on first use
+        self.upgrading: _Upgrading | None = None  # an h2c upgrade reading its body
+        self.lost: asyncio.Future[None] = worker.loop.create_future()
+        self.drained: asyncio.Future[None] | None = None  # while writing is paused
+        self.stopping = False
+        now = time.monotonic()
+        self.deadline = now + float(worker.cfg.timeout)  # the first request head
+        self.idle_deadline = 0.0  # keep-alive between requests
+        if initial:
+            self.data_received(initial)
+
+    # -- input -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.exchange is None and not self.deadline and data:
+            self.deadline = time.monotonic() + float(self.worker.cfg.timeout)
+            self.idle_deadline = 0.0
+        self.h11.receive_data(data)
+        self._next()
+
+    def eof_received(self) -> None:
+        self.h11.receive_data(b"")
+        self._next()
+
+    def _next(self) -> None:
+        """Take the events h11 has: a request, its body, its end."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._bad_request(exc)
+                return
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                self.transport.pause_reading()  # a pipelined request waits its turn
+                return
+            if isinstance(event, h11.Request):
+                self._start(event)
+            elif isinstance(event, h11.Data):
+                if self.upgrading is not None:
+                    self.upgrading.body.append(event.data)
+                elif self.exchange is not None:
+                    self.exchange.feed(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                if self.upgrading is not None:
+                    self._switch(self.upgrading)
+                    return
+                if self.exchange is not None:
+                    self.exchange.feed_end()
+                self._maybe_next_cycle()
+            elif isinstance(event, h11.ConnectionClosed):
+                if self.exchange is None:
+                    self.transport.close()
+                return
+
+    def _start(self, request: h11.Request) -> None:
+        self.deadline = 0.0
+        if request.http_version not in (b"1.0", b"1.1"):
+            self._refuse(400, f"HTTP version {request.http_version!r}")
+            return
+        if self.worker.options.upgrade and self.worker.ssl_context is None:
+            shaped = _GunicornShaped(request)
+            settings = upgrade_settings(shaped)
+            if settings is not None:
+                self.upgrading = _Upgrading(settings, upgrade_block(shaped))
+                return  # the body follows; then 101 and HTTP/2
+        self.worker.count_request()
+        head = RequestHead(
+            method=request.method,
+            scheme=None,
+            authority=None,
+            path=request.target,
+            headers=list(request.headers),
+        )
+        self.exchange = exchange = H11Exchange(self, request)
+        version = "1.0" if request.http_version == b"1.0" else "1.1"
+        builder = self.builders.get(version)
+        if builder is None:
+            conn = self.conn
+            tls = self.transport.get_extra_info("ssl_object")
+            builder = self.worker.serve_context.builder(conn.peer, conn.server, tls, version)
+            self.builders[version] = builder
+        self.worker.start_task(serve_request(self.worker.serve_context, exchange, builder, head))
+
+    def _switch(self, upgrading: _Upgrading) -> None:
+        """``Upgrade: h2c`` (RFC 7540 3.2): 101, then the session serves the
+        request as stream 1 and reads the client's preface from what follows."""
+        pending = self.h11.trailing_data[0]
+        self.transport.write(SWITCHING_PROTOCOLS)
+        body = b"".join(upgrading.body)
+
+        def begin(session: Session) -> None:
+            session.start_upgraded(
+                upgrading.settings, upgrading.block, body, pending, time.monotonic()
+            )
+
+        self.transport.resume_reading()
+        self.conn.upgrade(begin)
+
+    def _bad_request(self, exc: h11.RemoteProtocolError) -> None:
+        self._refuse(exc.error_status_hint, str(exc))
+
+    def _refuse(self, status: int, why: str) -> None:
+        """A request h11 or our rules refuse: a 4xx, then close."""
+        self.worker.log.debug("HTTP/1.1 request from %s refused: %s", self.conn.peer, why)
+        if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            reason = _reason(status)
+            body = b"%d %s\n" % (status, reason)
+            headers = [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
+            try:
+                for event in (
+                    h11.Response(status_code=status, headers=headers, reason=reason),
+                    h11.Data(data=body),
+                    h11.EndOfMessage(),
+                ):
+                    self._write(self.h11.send(event))
+            except h11.LocalProtocolError:
+                pass
+        self.transport.close()
+
+    # -- the exchange's end ----------------------------------------------------
+
+    def finished(self) -> None:
+        """The app's response is whole: next request, or close."""
+        self._maybe_next_cycle()
+
+    def _maybe_next_cycle(self) -> None:
+        conn = self.h11
+        if conn.our_state is h11.MUST_CLOSE:
+            self.transport.close()  # after the response
+            return
+        if conn.our_state is not h11.DONE:
+            return  # the response is not whole yet
+        if conn.their_state is h11.MUST_CLOSE:
+            self.transport.close()
+            return
+        if conn.their_state is h11.SEND_BODY:
+            exchange = self.exchange
+            if exchange is not None and not exchange.discard():
+                self.transport.close()  # too much unread body to drain
+            return
+        if conn.their_state is not h11.DONE:
+            return
+        self.exchange = None
+        if self.stopping or not self.worker.alive or self.worker.cfg.keepalive <= 0:
+            self.transport.close()
+            return
+        conn.start_next_cycle()
+        self.idle_deadline = time.monotonic() + max(float(self.worker.cfg.keepalive), 1.0)
+        self.transport.resume_reading()
+        self._next()
+
+    def _write(self, data: bytes | None) -> None:
+        if data:
+            self.transport.write(data)
+
+    # -- flow and lifetime -----------------------------------------------------
+
+    def pause_writing(self) -> None:
+        if self.drained is None:
+            self.drained = self.worker.loop.create_future()
+
+    def resume_writing(self) -> None:
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def connection_lost(self) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.resume_writing()
+        if self.exchange is not None:
+            self.exchange.wake()
+
+    def tick(self, now: float) -> str | None:
+        if self.exchange is not None:
+            return None
+        if 0 < self.deadline <= now:
+            return "HTTP/1.1 request head(s)"
+        if 0 < self.idle_deadline <= now:
+            self.transport.close()  # keep-alive over: not worth a line
+        return None
+
+    def stop(self, now: float) -> None:
+        self.stopping = True
+        if self.exchange is None:
+            self.transport.close()
+
+
+@dataclass
+class _Upgrading:
+    settings: bytes
+    block: list[Header]
+    body: list[bytes] = field(default_factory=list)
+
+
+class _GunicornShaped:
+    """An h11 request as ``proto/upgrade.py`` reads one (Gunicorn's shape)."""
+
+    def __init__(self, request: h11.Request) -> None:
+        self.method = request.method.decode("latin-1")
+        self.uri = request.target.decode("latin-1")
+        self.version = (1, 1) if request.http_version == b"1.1" else (1, 0)
+        self.headers = [(n.decode("latin-1").upper(), v.decode("latin-1"))
+                        for n, v in request.headers]  # fmt: skip
+
+
+class H11Exchange:
+    """One HTTP/1.1 request and its response: the ASGI runner's channel."""
+
+    stream_id = 1
+
+    def __init__(self, protocol: H11Protocol, request: h11.Request) -> None:
+        self.protocol = protocol
+        self.h11 = protocol.h11
+        self.request = request
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.ended = False  # the request body's end was seen
+        self.paused = False  # reading paused: the app is behind
+        self.waiter: asyncio.Future[None] | None = None
+        self.dropping = 0  # > 0: the response is done, the rest of the body is dropped
+        self.chunked = False  # the response's framing can carry trailers
+        self.complete = False  # the response's end was sent
+
+    # fed by the protocol
+
+    def feed(self, data: bytes) -> None:
+        if self.dropping:
+            self.dropping -= min(self.dropping, len(data))
+            if not self.dropping:
+                self.protocol.transport.close()
+            return
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered >= READ_AHEAD and not self.paused:
+            self.paused = True
+            self.protocol.transport.pause_reading()
+        self.wake()
+
+    def feed_end(self) -> None:
+        self.ended = True
+        self.wake()
+
+    def discard(self) -> bool:
+        """The app is done and did not read the whole body: read and drop up
+        to DRAIN_LIMIT more so the connection can serve the next request."""
+        self.chunks.clear()
+        self.dropping = DRAIN_LIMIT
+        if self.paused:
+            self.paused = False
+            self.protocol.transport.resume_reading()
+        return True
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- AsyncChannel ------------------------------------------------------------
+
+    async def read_chunk(self, want: int = 0, ahead: int = 0) -> bytes:
+        while not self.chunks:
+            if self.ended:
+                return b""
+            self._check()
+            self.waiter = self.protocol.worker.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.paused and self.buffered < READ_AHEAD // 2:
+            self.paused = False
+            self.protocol.transport.resume_reading()
+        return chunk
+
+    def body_ended(self) -> bool:
+        return self.ended and not self.chunks
+
+    async def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
+        self._check()
+        headers = list(headers)
+        names = {name for name, _ in headers}
+        if end and b"content-length" not in names and not _no_body(status, self.request):
+            headers.append((b"content-length", b"%d" % len(body)))
+        if self.protocol.stopping or not self.protocol.worker.alive:
+            headers.append((b"connection", b"close"))
+        headers.append((b"date", _http_date()))
+        headers.append((b"server", b"h2workers"))
+        # trailers only in a chunked body, to a client that said ``TE: trailers``
+        self.chunked = (
+            b"content-length" not in names
+            and self.request.http_version == b"1.1"
+            and any(n == b"te" and b"trailers" in v.lower() for n, v in self.request.headers)
+        )
+        try:
+            self._send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
+        except h11.LocalProtocolError as exc:
+            raise StreamClosed(f"response refused by h11: {exc}") from exc
+        await self.send_body(body, end)
+
+    async def send_body(self, data: bytes, end: bool) -> None:
+        self._check()
+        if data:
+            self._send(h11.Data(data=data))
+        if end:
+            self._send(h11.EndOfMessage())
+            self._complete()
+            return
+        drained = self.protocol.drained
+        if drained is not None:
+            await drained
+            self._check()
+
+    def send_informational(self, status: int, headers: list[Header]) -> None:
+        if self.request.http_version == b"1.1" and not self.protocol.lost.done():
+            reason = _reason(status)
+            event = h11.InformationalResponse(status_code=status, headers=headers, reason=reason)
+            self._send(event)
+
+    def send_trailers(self, headers: list[Header]) -> None:
+        if self.protocol.lost.done():
+            return
+        self._send(h11.EndOfMessage(headers=headers if self.chunked else []))
+        self._complete()
+
+    def reset(self, error_code: ErrorCodes) -> None:
+        """HTTP/1.1 has no reset: close, so the client sees the response cut."""
+        self.protocol.transport.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self.protocol.lost)
+
+    def finish(self) -> None:
+        """The app's task is over (whatever happened)."""
+        if not self.complete and not self.protocol.lost.done():
+            self.protocol.transport.close()
+
+    def _complete(self) -> None:
+        self.complete = True
+        self.protocol.finished()
+
+    def _send(self, event: Any) -> None:
+        self.protocol._write(self.h11.send(event))
+
+    def _check(self) -> None:
+        if self.protocol.lost.done():
+            raise StreamClosed("the client closed the connection")
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def _no_body(status: int, request: h11.Request) -> bool:
+    return request.method == b"HEAD" or status in (204, 304) or 100 <= status < 200
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _http_date() -> bytes:
+    """The Date header, formatted once a second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode())
+    return _date_cache[1]
