@@ -138,7 +138,16 @@ class ServerSpec:
                 cmd += ["--http2-cleartext", "prior-knowledge"]
             if launch.hold_idle:
                 cmd += [*IDLE_GUNICORN, *idle_gunicorn(launch.hold_idle)]
-            return [*cmd, f"bench.apps:{launch.app}"]
+            return [*cmd, f"bench.apps:{launch.app}{'_asgi' if self.asgi else ''}"]
+        if self.kind == "uvicorn":
+            cmd = [sys.executable, "-m", "uvicorn", "--workers", "1", "--host", "127.0.0.1",
+                   "--port", str(launch.port), "--log-level", "warning", "--no-access-log",
+                   "--http", "h11" if "h11" in self.name else "httptools",
+                   "--loop", _uvicorn_loop(launch.tls is not None)]
+            if launch.tls is not None:
+                cmd += ["--ssl-certfile", str(launch.tls.certfile), "--ssl-keyfile",
+                        str(launch.tls.keyfile)]
+            return [*cmd, f"bench.apps:{launch.app}_asgi"]
         if self.kind == "hypercorn":
             config = launch.workdir / "hypercorn.toml"
             if not config.exists():
@@ -161,6 +170,12 @@ class ServerSpec:
         raise ValueError(f"{self.name} is not a server process")
 
 
+def _uvicorn_loop(tls: bool) -> str:
+    """The loop AsgiH2 runs on in the same place: uvloop in cleartext (when
+    installed), the standard loop over TLS (see drivers/aio/worker.py)."""
+    return "uvloop" if not tls and importlib.util.find_spec("uvloop") else "asyncio"
+
+
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
@@ -180,12 +195,21 @@ SERVERS: dict[str, ServerSpec] = {
                    about="gunicorn -k h2workers.GeventH2 -w 1"),
         ServerSpec("h2workers-eventlet", "gunicorn", worker="h2workers.EventletH2",
                    needs="eventlet", about="gunicorn -k h2workers.EventletH2 -w 1"),
+        ServerSpec("h2workers-asgi", "gunicorn", worker="h2workers.AsgiH2", asgi=True,
+                   needs="h11", about="gunicorn -k h2workers.AsgiH2 -w 1 (the ASGI twin)"),
+        ServerSpec("h2workers-asgi-h1", "gunicorn", worker="h2workers.AsgiH2", asgi=True,
+                   h1=True, needs="h11", about="AsgiH2 driven with h2load --h1 (h11)"),
+        ServerSpec("gunicorn-asgi", "gunicorn", worker="asgi", asgi=True,
+                   about="gunicorn -k asgi -w 1 --http-protocols h2,h1 (Gunicorn 25+)"),
+        ServerSpec("uvicorn-h11", "uvicorn", asgi=True, h1=True, needs="uvicorn",
+                   about="uvicorn --http h11 (HTTP/1.1 only), same loop as AsgiH2"),
         ServerSpec("gunicorn-gevent", "gunicorn", worker="gevent", needs="gevent",
                    about="gunicorn -k gevent -w 1 --http-protocols h2,h1 (Gunicorn 25+)"),
     )
 }
 DEFAULT_SERVERS = ["h2workers", "gunicorn-native", "hypercorn", "h2workers-h1", "h2-ceiling",
-                   "h2workers-gevent", "h2workers-eventlet", "gunicorn-gevent"]
+                   "h2workers-gevent", "h2workers-eventlet", "gunicorn-gevent",
+                   "h2workers-asgi", "gunicorn-asgi", "hypercorn-asgi"]
 
 
 @dataclass

@@ -348,6 +348,40 @@ async def fault(scope: Scope, receive: Receive, send: Send) -> None:
         await _text(send, b"unknown kind\n", 400)
 
 
+async def scope_json(scope: Scope, receive: Receive, send: Send) -> None:
+    """ASGI only: the scope's extensions and lifespan state, as JSON."""
+    extensions = scope.get("extensions", {})
+    await _json(send, {
+        "extensions": sorted(extensions),
+        "tls": extensions.get("tls"),
+        "state": scope.get("state"),
+        "http_version": scope["http_version"],
+        "asgi": scope["asgi"],
+    })  # fmt: skip
+
+
+async def wait_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
+    """ASGI only: streams slowly while a second task awaits the disconnect
+    (as Starlette's StreamingResponse does), then records what ended it."""
+    name = _query(scope).get("id", "x")
+    await _start(send, 200, [(b"content-type", b"text/plain")])
+
+    async def listen() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        _write_state(f"disconnect-{name}", "1")
+
+    listener = asyncio.ensure_future(listen())
+    try:
+        for _ in range(600):
+            await send({"type": "http.response.body", "body": b"tick\n", "more_body": True})
+            await asyncio.sleep(0.05)
+    except OSError as exc:
+        _write_state(f"send-failed-{name}", type(exc).__name__)
+    finally:
+        await asyncio.wait([listener], timeout=5)
+
+
 ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/": hello,
     "/hello": hello,
@@ -370,12 +404,15 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/once": once,
     "/upload-record": upload_record,
     "/fault": fault,
+    "/scope": scope_json,
+    "/wait-disconnect": wait_disconnect,
 }
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
+            scope["state"]["started_by"] = "lifespan"
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return

@@ -38,7 +38,11 @@ WORKER = "h2workers.GThreadH2"
 WORKERS = [WORKER, "h2workers.GeventH2", "h2workers.EventletH2", "h2workers.AsgiH2"]
 ASGI_WORKER = "h2workers.AsgiH2"
 # The ASGI twin of each WSGI test app: AsgiH2 serves it in the WSGI one's place.
-ASGI_TWINS = {"tests.apps:app": "tests.asgi_apps:app"}
+ASGI_TWINS = {
+    "tests.apps:app": "tests.asgi_apps:app",
+    "tests.interop.app:app": "tests.interop.asgi_app:app",
+    "tests.realapps.django_app:application": "tests.realapps.django_app:asgi_application",
+}
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 PORT_TRIES = 5
@@ -52,7 +56,8 @@ def app_for(worker: str, app: str) -> str:
     """The app a worker class serves: AsgiH2 serves the ASGI twin of a WSGI
     test app, and a test of a WSGI-only app (Flask, Django's WSGI handler)
     does not apply to it."""
-    if worker != ASGI_WORKER or app.startswith("tests.asgi_") or ":asgi" in app:
+    module = app.split(":")[0].rsplit(".", 1)[-1]
+    if worker != ASGI_WORKER or "asgi" in module:  # an ASGI app already
         return app
     twin = ASGI_TWINS.get(app)
     if twin is None:
@@ -338,10 +343,13 @@ class ServerFactory:
         tls: bool = False,
         gunicorn: str | None = None,
         timeout: float = 30.0,
+        app: str = "tests.apps:app",
     ) -> tuple[int | None, str]:
         """Start a server expected to fail; (exit code or None if it ran, output)."""
         log_path, state, config = self._files(config_text)
-        cmd = self.command(free_port(), tls=tls, args=args, config=config, gunicorn=gunicorn)
+        cmd = self.command(
+            free_port(), tls=tls, args=args, config=config, gunicorn=gunicorn, app=app
+        )
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,

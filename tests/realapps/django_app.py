@@ -60,3 +60,9 @@ def index(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [path("hello", index), path("file", file), path("stream", stream), path("form", form)]
 application = get_wsgi_application()
+
+# Django's ASGI handler over the same views: AsgiH2 serves it in place of the
+# WSGI one (tests.conftest.ASGI_TWINS); its FileResponse uses pathsend.
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+asgi_application = get_asgi_application()

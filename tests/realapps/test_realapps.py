@@ -9,17 +9,14 @@ host, cookies, a view that raises; Django ``FileResponse``,
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 
-import httpx
 import pytest
 
 from tests.apps import pieces_body
+from tests.realapps.conftest import MIB, big_sha, downloaded
 from tests.realapps.flask_app import BIG
-
-MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
@@ -33,35 +30,11 @@ def django_srv(module_server):
                          args=["--timeout", "60"])  # fmt: skip
 
 
-@pytest.fixture(params=["HTTP/2", "HTTP/1.1"])
-def client(request, tls_files):
-    http2 = request.param == "HTTP/2"
-    context = tls_files.client_context(alpn=None)
-    with httpx.Client(http1=not http2, http2=http2, verify=context, timeout=120) as c:
-        c.expected_version = request.param  # type: ignore[attr-defined]
-        yield c
-
-
-@functools.cache
-def big_sha() -> str:
-    return hashlib.sha256(pieces_body(BIG)).hexdigest()
-
-
-def _downloaded(client, url: str) -> tuple[httpx.Response, str, int]:
-    with client.stream("GET", url) as response:
-        digest, size = hashlib.sha256(), 0
-        for piece in response.iter_raw():
-            digest.update(piece)
-            size += len(piece)
-    assert response.http_version == client.expected_version
-    return response, digest.hexdigest(), size
-
-
 # -- Flask ---------------------------------------------------------------------------
 
 
 def test_flask_send_file_50mb(flask_srv, client):
-    response, sha, size = _downloaded(client, f"{flask_srv.url}/file")
+    response, sha, size = downloaded(client, f"{flask_srv.url}/file")
     assert response.status_code == 200
     assert (size, sha) == (BIG, big_sha())
 
@@ -119,7 +92,7 @@ def test_flask_exception_is_a_500_and_the_connection_lives(flask_srv, client):
 
 
 def test_django_file_response(django_srv, client):
-    response, sha, size = _downloaded(client, f"{django_srv.url}/file")
+    response, sha, size = downloaded(client, f"{django_srv.url}/file")
     assert response.status_code == 200
     assert (size, sha) == (BIG, big_sha())
 
