@@ -23,6 +23,7 @@ from typing import Any
 from gunicorn import http
 from gunicorn import sock as gsock
 from gunicorn.workers import base
+from h2.errors import ErrorCodes
 
 from h2workers.app.wsgi.context import ServeContext
 from h2workers.app.wsgi.http1 import (
@@ -36,6 +37,7 @@ from h2workers.app.wsgi.http1 import (
 from h2workers.config import ServerOptions, server_options
 from h2workers.proto.upgrade import upgrade_settings
 from h2workers.session.session import Session
+from h2workers.session.stream import Stream
 
 TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0
 
@@ -98,6 +100,18 @@ class H2Worker(base.Worker):  # type: ignore[misc]
             keepalive=float(self.cfg.keepalive),
             now=time.monotonic(),
         )
+
+    def admit(self, session: Session, stream: Stream) -> bool:
+        """Whether a new stream is served (and counted). One that arrives
+        after ``max_requests`` or a stop signal, before our GOAWAY reached
+        the client, is refused with REFUSED_STREAM, which tells the client
+        it was not processed and may be retried (RFC 9113 8.7): a worker
+        serves at most ``max_requests``."""
+        if self.alive:
+            self.count_request()
+            return True
+        session.reset(stream, ErrorCodes.REFUSED_STREAM)
+        return False
 
     def count_request(self) -> None:
         """One more request (HTTP/1.1 or stream); past ``max_requests`` the

@@ -163,7 +163,8 @@ class AsgiH2(H2Worker):
     # -- the sessions' Host --------------------------------------------------------
 
     def start(self, session: Session, stream: Stream) -> None:
-        self.count_request()
+        if not self.admit(session, stream):
+            return
         self.start_task(serve_h2(self.serve_context, AsyncChannel(session, stream)))
 
     def wake(self, stream: Stream) -> None:

@@ -226,7 +226,8 @@ class GreenH2(H2Worker):
     # the sessions' Host
 
     def start(self, session: Session, stream: Stream) -> None:
-        self.count_request()
+        if not self.admit(session, stream):
+            return
         channel = SyncChannel(session, stream, GreenParker(self.hub), self._post)
         # a raw green thread: serve_h2 never raises, and nothing joins it
         self.hub.spawn_raw(serve_h2, self.serve_context, channel)

@@ -132,7 +132,8 @@ class GThreadH2(H2Worker):
 
     def start(self, session: Session, stream: Stream) -> None:
         """Run a new stream's app on a pool thread."""
-        self.count_request()
+        if not self.admit(session, stream):
+            return
         post, ctx = self.mailbox.post, self.serve_context
         self.pool.submit(lambda parker: serve_h2(ctx, SyncChannel(session, stream, parker, post)))
 
