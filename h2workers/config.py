@@ -44,6 +44,16 @@ def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
     return check
 
 
+def _seconds(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds (0: off), got {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 86400:
+        raise ConfigError(f"{name} must be between 0 and 86400 seconds, got {value!r}")
+    return number
+
+
 def _protocols(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         items = [str(v).strip().lower() for v in value]
@@ -96,7 +106,22 @@ SPECS = (
     _Spec("http2_reset_streams_per_second", "", 33, _int_in(0, 1_000_000)),
     _Spec("http2_max_control_frames", "", 1000, _int_in(1, MAX_WINDOW)),
     _Spec("http2_control_frames_per_second", "", 100, _int_in(0, 1_000_000)),
+    # AsgiH2's WebSockets (config file only)
+    _Spec("websocket_max_message_size", "", 16 << 20, _int_in(1, MAX_WINDOW)),
+    _Spec("websocket_ping_interval", "", 20.0, _seconds),
+    _Spec("websocket_ping_timeout", "", 20.0, _seconds),
 )
+
+
+@dataclass(frozen=True)
+class WebSocketSettings:
+    """AsgiH2's WebSocket limits: a larger message closes with 1009; a ping
+    every ``ping_interval`` s (0: none), and no pong within ``ping_timeout``
+    closes with 1011."""
+
+    max_message_size: int = 16 << 20
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +137,9 @@ class H2Settings:
     reset_streams_per_second: int = 33
     max_control_frames: int = 1000
     control_frames_per_second: int = 100
+    # SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441): set by a driver that
+    # serves WebSockets over HTTP/2 (AsgiH2), never by the user
+    enable_connect_protocol: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +149,7 @@ class ServerOptions:
     protocols: tuple[str, ...]
     cleartext: str
     h2: H2Settings
+    websocket: WebSocketSettings = WebSocketSettings()
 
     @property
     def offers_h2(self) -> bool:
@@ -178,6 +207,11 @@ def _resolve(cfg: Any) -> ServerOptions:
             reset_streams_per_second=values["http2_reset_streams_per_second"],
             max_control_frames=values["http2_max_control_frames"],
             control_frames_per_second=values["http2_control_frames_per_second"],
+        ),
+        websocket=WebSocketSettings(
+            max_message_size=values["websocket_max_message_size"],
+            ping_interval=values["websocket_ping_interval"],
+            ping_timeout=values["websocket_ping_timeout"],
         ),
     )
 

@@ -409,7 +409,46 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
 }
 
 
+async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """ASGI only (``/ws``): an echo. It accepts with the ``chat`` subprotocol
+    when offered; ``?deny=1`` answers 401 with a body instead; text
+    ``close`` closes with 4000; ``raise`` raises (1011); ``big`` sends 1 MiB."""
+    assert (await receive())["type"] == "websocket.connect"
+    if _query(scope).get("deny"):
+        await send({"type": "websocket.http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"text/plain")]})  # fmt: skip
+        await send({"type": "websocket.http.response.body", "body": b"no entry\n"})
+        return
+    chat = "chat" if "chat" in scope["subprotocols"] else None
+    await send({"type": "websocket.accept", "subprotocol": chat,
+                "headers": [(b"x-ws", b"yes")]})  # fmt: skip
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            _write_state(f"ws-disconnect-{_query(scope).get('id', 'x')}", str(message["code"]))
+            return
+        text = message.get("text")
+        if text == "close":
+            await send({"type": "websocket.close", "code": 4000, "reason": "asked"})
+            return
+        if text == "raise":
+            raise RuntimeError("raised in a WebSocket (expected by the test)")
+        if text == "big":
+            await send({"type": "websocket.send", "bytes": b"b" * MIB})
+            continue
+        if text == "scope":
+            shown = {k: scope[k] for k in ("scheme", "path", "http_version", "subprotocols")}
+            shown["extensions"] = sorted(scope["extensions"])
+            await send({"type": "websocket.send", "text": json.dumps(shown)})
+            continue
+        await send({"type": "websocket.send", **{k: v for k, v in message.items()
+                                                 if k in ("text", "bytes") and v is not None}})
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await websocket(scope, receive, send)
+        return
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             scope["state"]["started_by"] = "lifespan"

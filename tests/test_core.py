@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from h2workers.config import MAX_WINDOW, H2Settings
-from h2workers.errors import UnknownStream
+from h2workers.errors import StreamViolation, UnknownStream
 from h2workers.proto import events as ev
 from tests.frames import (
     APP_ACTIONS,
@@ -822,3 +822,41 @@ def test_a_frame_on_an_idle_stream_is_logged_in_plain_words():
     assert [(e.error_code, e.reason) for e in ended] == [
         (PROTOCOL_ERROR, "the client sent RST_STREAM on a stream it never opened")
     ]
+
+
+# -- RFC 8441 extended CONNECT --------------------------------------------------------
+
+EXTENDED = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"https"),
+            (b":path", b"/chat?room=1"), (b":authority", b"example.com")]  # fmt: skip
+
+
+def test_extended_connect_parses_only_when_advertised() -> None:
+    from h2workers.proto.headers import parse_request
+
+    head = parse_request(EXTENDED, extended_connect=True)
+    assert (head.method, head.protocol, head.path) == (b"CONNECT", b"websocket", b"/chat?room=1")
+    with pytest.raises(StreamViolation, match="unknown pseudo-header"):
+        parse_request(EXTENDED)  # not advertised: :protocol is unknown
+
+
+@pytest.mark.parametrize(
+    ("block", "why"),
+    [
+        ([(b":method", b"GET"), *EXTENDED[1:]], ":protocol outside a CONNECT"),
+        ([p for p in EXTENDED if p[0] != b":path"], "missing :scheme or :path"),
+        ([p for p in EXTENDED if p[0] != b":authority"], "needs :authority"),
+    ],
+)
+def test_malformed_extended_connect_is_a_stream_error(block: list, why: str) -> None:
+    from h2workers.proto.headers import parse_request
+
+    with pytest.raises(StreamViolation, match=why):
+        parse_request(block, extended_connect=True)
+
+
+def test_plain_connect_still_needs_no_scheme_or_path() -> None:
+    from h2workers.proto.headers import parse_request
+
+    head = parse_request([(b":method", b"CONNECT"), (b":authority", b"example.com:443")],
+                         extended_connect=True)  # fmt: skip
+    assert head.protocol is None and head.path == b""

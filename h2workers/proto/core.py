@@ -70,15 +70,15 @@ class H2Core:
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
-        self._h2.local_settings = Settings(
-            client=False,
-            initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
-                SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
-                SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
-                SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
-            },
-        )
+        ours = {
+            SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+            SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
+            SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
+            SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+        }
+        if settings.enable_connect_protocol:  # RFC 8441, for a driver that serves WebSockets
+            ours[SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
+        self._h2.local_settings = Settings(client=False, initial_values=ours)
         # HPACK bomb guard: past twice the advertised limit decoding stops and
         # the connection ends (GOAWAY ENHANCE_YOUR_CALM); between the two the
         # block is decoded (HPACK state stays in sync) and the one request is
@@ -203,7 +203,7 @@ class H2Core:
             self._reject(sid, ErrorCodes.REFUSED_STREAM, "connection is shutting down", out)
             return
         try:
-            head = parse_request(event.headers)
+            head = parse_request(event.headers, self.settings.enable_connect_protocol)
         except StreamViolation as exc:
             self._reject(sid, exc.error_code, str(exc), out)
             return

@@ -26,6 +26,7 @@ _CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority"))
+_EXTENDED_PSEUDO = _REQUEST_PSEUDO | {b":protocol"}
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class RequestHead:
     priority_weight: int = 16
     priority_depends_on: int = 0
     priority_exclusive: bool = False
+    protocol: bytes | None = None  # RFC 8441 extended CONNECT's :protocol (b"websocket")
 
 
 def _check_name(name: bytes) -> None:
@@ -75,7 +77,7 @@ def _parse_content_length(value: bytes, current: int | None) -> int:
     return length
 
 
-def parse_request(block: list[Header]) -> RequestHead:
+def parse_request(block: list[Header], extended_connect: bool = False) -> RequestHead:
     """Validate a request header block and split it into a RequestHead.
 
     Raises StreamViolation (PROTOCOL_ERROR) for anything RFC 9113 calls
@@ -83,7 +85,10 @@ def parse_request(block: list[Header]) -> RequestHead:
     ones, uppercase or non-token names, CR/LF/NUL or edge whitespace in
     values, connection-specific headers, a ``te`` other than ``trailers``, a
     ``:path`` that is neither origin-form nor ``*`` for OPTIONS.
+    ``:protocol`` (RFC 8441) is a pseudo-header only when the server sent
+    SETTINGS_ENABLE_CONNECT_PROTOCOL (``extended_connect``).
     """
+    known = _EXTENDED_PSEUDO if extended_connect else _REQUEST_PSEUDO
     pseudo: dict[bytes, bytes] = {}
     headers: list[Header] = []
     cookies: list[bytes] = []
@@ -94,7 +99,7 @@ def parse_request(block: list[Header]) -> RequestHead:
         if name[:1] == b":":
             if headers or cookies:
                 raise StreamViolation("pseudo-header after regular header")
-            if name not in _REQUEST_PSEUDO:
+            if name not in known:
                 raise StreamViolation(f"unknown pseudo-header {name!r}")
             if name in pseudo:
                 raise StreamViolation(f"repeated pseudo-header {name!r}")
@@ -133,19 +138,26 @@ def _head_from_pseudo(
             authority = host
         elif host.lower() != authority.lower():
             raise StreamViolation("host header differs from :authority")
-    if method == b"CONNECT":
+    protocol = pseudo.get(b":protocol")
+    if protocol is not None and method != b"CONNECT":
+        raise StreamViolation(":protocol outside a CONNECT request")
+    if method == b"CONNECT" and protocol is None:
         if b":scheme" in pseudo or b":path" in pseudo or not authority:
             raise StreamViolation("CONNECT needs :authority and no :scheme or :path")
         return RequestHead(method, None, authority, b"", headers, content_length)
     scheme = pseudo.get(b":scheme")
     path = pseudo.get(b":path")
+    if protocol is not None and not authority:  # RFC 8441 4: all four, and :protocol
+        raise StreamViolation("extended CONNECT needs :authority, :scheme and :path")
     if not scheme or not path:
         raise StreamViolation("missing :scheme or :path")
     if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
         raise StreamViolation(f"invalid :path {path[:64]!r}")
     if _URI_FORBIDDEN.search(path):  # whitespace and controls are never part of a URI
         raise StreamViolation(f"invalid character in :path {path[:64]!r}")
-    return RequestHead(method, scheme, authority, path, headers, content_length)
+    head = RequestHead(method, scheme, authority, path, headers, content_length)
+    head.protocol = protocol
+    return head
 
 
 def parse_trailers(block: list[Header]) -> list[Header]:

@@ -124,6 +124,12 @@ class StreamChannel:
         self.ended_by_app = True
         self.post(self.session.reset, self.stream, error_code)
 
+    def end(self) -> None:
+        """End the response where it stands (END_STREAM after what is queued);
+        an end never waits for room."""
+        if not self.ended_by_app and self.stream.state is StreamState.OPEN:
+            self._queue_body(0, True, self.session.send_body, b"", True)
+
     def finish(self) -> None:
         """The application returned: release the stream if it did not end it."""
         if not self.ended_by_app:

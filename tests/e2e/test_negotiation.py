@@ -242,3 +242,27 @@ def test_alpn_follows_the_server_preference(tls_server, tls_files):
     context = ssl.create_default_context(cafile=str(tls_files.ca))
     context.set_alpn_protocols(["http/1.1", "h2"])
     assert negotiated_alpn(tls_server.port, context) == "h2"
+
+
+def test_extended_connect_only_where_advertised(h2c_server, worker_class):
+    """RFC 8441: AsgiH2 advertises SETTINGS_ENABLE_CONNECT_PROTOCOL (it serves
+    WebSockets over HTTP/2); the WSGI workers do not, and a ``:protocol``
+    there is an unknown pseudo-header: RST_STREAM(PROTOCOL_ERROR) on that
+    stream only, the connection serves on."""
+    from h2.errors import ErrorCodes
+    from h2.settings import SettingCodes
+
+    from tests.conftest import ASGI_WORKER
+
+    with H2Client(h2c_server.port) as client:
+        client.handshake()
+        advertised = client.conn.remote_settings.get(SettingCodes.ENABLE_CONNECT_PROTOCOL, 0)
+        assert advertised == (1 if worker_class == ASGI_WORKER else 0)
+        if worker_class == ASGI_WORKER:
+            return
+        block = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"),
+                 (b":path", b"/ws"), (b":authority", client.authority)]  # fmt: skip
+        sid = client.request(block=block, end=False)
+        client.wait(lambda: sid in client.resets(), what="RST_STREAM")
+        assert client.resets()[sid] == ErrorCodes.PROTOCOL_ERROR
+        assert client.get("/hello").status == 200

@@ -17,6 +17,12 @@ from h2.errors import ErrorCodes
 
 from h2workers.app.asgi.runner import ASGIApp, ASGIStream, Scope, rejected
 from h2workers.app.asgi.scope import ScopeBuilder, tls_extension
+from h2workers.app.asgi.websocket import (
+    ASGIWebSocket,
+    StreamWebSocket,
+    WebSocketTransport,
+    websocket_scope,
+)
 from h2workers.app.hooks import HookContext, request_hooks
 from h2workers.app.request import RequestInfo
 from h2workers.errors import RequestRejected, StreamClosed
@@ -31,6 +37,7 @@ class AsgiContext(HookContext):
         super().__init__(worker)
         self.app = app
         self.state = state  # lifespan's, copied into each scope (None: no lifespan)
+        self.websocket = worker.options.websocket  # limits and keep-alive pings
         # post_request gets an environ: build one only if someone reads it
         self.wants_environ = self.access_log or _overridden(self.post_request)
         # what every request may use, whatever its protocol (see connection_extensions)
@@ -100,7 +107,41 @@ async def serve_h2(ctx: AsgiContext, channel: Any) -> None:
     if builder is None:
         tls = getattr(session.transport, "tls", None)  # the driver's SSL object
         builder = session.app_context = ctx.builder(session.peer, session.server, tls, "2")
-    await serve_request(ctx, channel, builder, stream.head, stream)
+    head = stream.head
+    if head.method == b"CONNECT" and head.protocol == b"websocket":  # RFC 8441
+        try:
+            await serve_websocket(ctx, StreamWebSocket(channel), builder, head, stream.stream_id)
+        finally:
+            channel.finish()
+        return
+    await serve_request(ctx, channel, builder, head, stream)
+
+
+async def serve_websocket(
+    ctx: AsgiContext,
+    transport: WebSocketTransport,
+    builder: ScopeBuilder,
+    head: RequestHead,
+    stream_id: int = 1,
+) -> None:
+    """One WebSocket inside the worker's hooks; never raises (but for
+    cancellation). The access log shows 101, or the denial's status."""
+    try:
+        scope, req = builder.build(stream_id, head, ctx.state)
+    except RequestRejected as exc:
+        ctx.log.warning("Invalid request from ip=%s: %s", builder.client_ip, exc)
+        body = f"{exc.status} {exc.reason}\n".encode()
+        await transport.deny(exc.status, [(b"content-length", b"%d" % len(body))], body, True)
+        return
+    with request_hooks(ctx, req) as exchange:
+        ws = ASGIWebSocket(ctx.app, transport, websocket_scope(scope), ctx.websocket)
+        exchange.response = ws.info
+        if ctx.wants_environ:
+            exchange.environ = access_environ(scope, req)
+        await ws.run()
+        if ws.error is not None:
+            ctx.log.error("Error handling WebSocket %s", req.uri, exc_info=ws.error)
+        exchange.logged = ws.info
 
 
 def _priority_extension(scope: Scope) -> Callable[[int, int], None]:

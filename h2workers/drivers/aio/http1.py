@@ -12,6 +12,8 @@ when ``http2_cleartext`` allows it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ import h11
 from h2.errors import ErrorCodes
 
 from h2workers.app.asgi.scope import ScopeBuilder
-from h2workers.app.asgi.serve import serve_request
+from h2workers.app.asgi.serve import serve_request, serve_websocket
 from h2workers.errors import StreamClosed
 from h2workers.proto.headers import Header, RequestHead
 from h2workers.proto.upgrade import SWITCHING_PROTOCOLS, upgrade_block, upgrade_settings
@@ -47,6 +49,7 @@ class H11Protocol:
         self.exchange: H11Exchange | None = None
         self.builders: dict[str, ScopeBuilder] = {}  # by HTTP version, made on first use
         self.upgrading: _Upgrading | None = None  # an h2c upgrade reading its body
+        self.websocket: H11WebSocket | None = None  # the connection became a WebSocket
         self.lost: asyncio.Future[None] = worker.loop.create_future()
         self.drained: asyncio.Future[None] | None = None  # while writing is paused
         self.stopping = False
@@ -59,6 +62,10 @@ class H11Protocol:
     # -- input -----------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        websocket = self.websocket
+        if websocket is not None and websocket.switched:
+            websocket.feed(data)
+            return
         if self.exchange is None and not self.deadline and data:
             self.deadline = time.monotonic() + float(self.worker.cfg.timeout)
             self.idle_deadline = 0.0
@@ -66,6 +73,9 @@ class H11Protocol:
         self._next()
 
     def eof_received(self) -> None:
+        if self.websocket is not None and self.websocket.switched:
+            self.websocket.feed(b"")
+            return
         self.h11.receive_data(b"")
         self._next()
 
@@ -113,14 +123,19 @@ class H11Protocol:
                 self.upgrading = _Upgrading(settings, upgrade_block(shaped))
                 return  # the body follows; then 101 and HTTP/2
         self.worker.count_request()
-        head = RequestHead(
-            method=request.method,
-            scheme=None,
-            authority=None,
-            path=request.target,
-            headers=list(request.headers),
-        )
+        if _asks_websocket(request):
+            self.websocket = H11WebSocket(self, request)
+            serve = serve_websocket(
+                self.worker.serve_context, self.websocket, self._builder(request), _head(request)
+            )
+            self.worker.start_task(serve)
+            return
+        head = _head(request)
         self.exchange = exchange = H11Exchange(self, request)
+        builder = self._builder(request)
+        self.worker.start_task(serve_request(self.worker.serve_context, exchange, builder, head))
+
+    def _builder(self, request: h11.Request) -> ScopeBuilder:
         version = "1.0" if request.http_version == b"1.0" else "1.1"
         builder = self.builders.get(version)
         if builder is None:
@@ -128,7 +143,7 @@ class H11Protocol:
             tls = self.transport.get_extra_info("ssl_object")
             builder = self.worker.serve_context.builder(conn.peer, conn.server, tls, version)
             self.builders[version] = builder
-        self.worker.start_task(serve_request(self.worker.serve_context, exchange, builder, head))
+        return builder
 
     def _switch(self, upgrading: _Upgrading) -> None:
         """``Upgrade: h2c`` (RFC 7540 3.2): 101, then the session serves the
@@ -219,9 +234,11 @@ class H11Protocol:
         self.resume_writing()
         if self.exchange is not None:
             self.exchange.wake()
+        if self.websocket is not None:
+            self.websocket.feed(b"")
 
     def tick(self, now: float) -> str | None:
-        if self.exchange is not None:
+        if self.exchange is not None or self.websocket is not None:
             return None
         if 0 < self.deadline <= now:
             return "HTTP/1.1 request head(s)"
@@ -231,8 +248,35 @@ class H11Protocol:
 
     def stop(self, now: float) -> None:
         self.stopping = True
-        if self.exchange is None:
+        if self.exchange is None and self.websocket is None:
             self.transport.close()
+
+
+def _asks_websocket(request: h11.Request) -> bool:
+    """RFC 6455 4.2.1: a GET with Upgrade: websocket, Connection: upgrade, a
+    key, version 13 (anything else is served as a plain request)."""
+    if request.method != b"GET":
+        return False
+    values: dict[bytes, bytes] = {}
+    for name, value in request.headers:
+        values[name] = values[name] + b"," + value if name in values else value
+    tokens = {t.strip() for t in values.get(b"connection", b"").lower().split(b",")}
+    return (
+        b"websocket" in values.get(b"upgrade", b"").lower()
+        and b"upgrade" in tokens
+        and bool(values.get(b"sec-websocket-key"))
+        and values.get(b"sec-websocket-version", b"").strip() == b"13"
+    )
+
+
+def _head(request: h11.Request) -> RequestHead:
+    return RequestHead(
+        method=request.method,
+        scheme=None,
+        authority=None,
+        path=request.target,
+        headers=list(request.headers),
+    )
 
 
 @dataclass
@@ -419,3 +463,99 @@ def _http_date() -> bytes:
     if _date_cache[0] != now:
         _date_cache = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode())
     return _date_cache[1]
+
+
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class H11WebSocket:
+    """A WebSocket over HTTP/1.1 (RFC 6455): the opening handshake through
+    h11 (101, or a denial), then the socket's bytes (``WebSocketTransport``)."""
+
+    def __init__(self, protocol: H11Protocol, request: h11.Request) -> None:
+        self.protocol = protocol
+        self.key = next(v for n, v in request.headers if n == b"sec-websocket-key").strip()
+        self.inbox: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.paused = False
+        self.switched = False  # the 101 went out: bytes are WebSocket frames
+        self.waiter: asyncio.Future[None] | None = None
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self.inbox.append(data)
+            self.buffered += len(data)
+            if self.buffered >= READ_AHEAD and not self.paused:
+                self.paused = True
+                self.protocol.transport.pause_reading()
+        else:
+            self.eof = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def accept(self, subprotocol: str | None, headers: list[Header]) -> None:
+        accept = base64.b64encode(hashlib.sha1(self.key + WEBSOCKET_GUID).digest())
+        block = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
+                 (b"sec-websocket-accept", accept)]  # fmt: skip
+        if subprotocol is not None:
+            block.append((b"sec-websocket-protocol", subprotocol.encode()))
+        block += [(n, v) for n, v in headers if n not in _HANDSHAKE_FIELDS]
+        protocol = self.protocol
+        switching = h11.InformationalResponse(status_code=101, headers=block, reason=_reason(101))
+        protocol._write(protocol.h11.send(switching))
+        self.switched = True
+        trailing, _ = protocol.h11.trailing_data
+        if trailing:
+            self.feed(trailing)
+        protocol.transport.resume_reading()
+
+    async def deny(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
+        protocol = self.protocol
+        conn = protocol.h11
+        if status:
+            block = [(n, v) for n, v in headers if n != b"connection"]
+            if end and not any(n == b"content-length" for n, _ in block):
+                block.append((b"content-length", b"%d" % len(body)))
+            block.append((b"connection", b"close"))
+            protocol._write(conn.send(h11.Response(status_code=status, headers=block,
+                                                   reason=_reason(status))))  # fmt: skip
+        if body:
+            protocol._write(conn.send(h11.Data(data=body)))
+        if end:
+            protocol._write(conn.send(h11.EndOfMessage()))
+            protocol.transport.close()
+
+    async def read(self) -> bytes:
+        while not self.inbox:
+            if self.eof:
+                return b""
+            self.waiter = self.protocol.worker.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        data = self.inbox.popleft()
+        self.buffered -= len(data)
+        if self.paused and self.buffered < READ_AHEAD // 2:
+            self.paused = False
+            self.protocol.transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        protocol = self.protocol
+        if protocol.lost.done():
+            raise StreamClosed("the client closed the connection")
+        protocol.transport.write(data)
+        drained = protocol.drained
+        if drained is not None:
+            await drained
+
+    def close(self) -> None:
+        self.protocol.transport.close()
+
+
+_HANDSHAKE_FIELDS = frozenset(
+    (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-protocol")
+)

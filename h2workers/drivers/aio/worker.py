@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto as sslproto
+import dataclasses
 import inspect
 import signal
 import sys
@@ -39,6 +40,9 @@ class AsgiH2(H2Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # WebSockets over HTTP/2 (RFC 8441): SETTINGS_ENABLE_CONNECT_PROTOCOL
+        h2 = dataclasses.replace(self.options.h2, enable_connect_protocol=True)
+        self.options = dataclasses.replace(self.options, h2=h2)
         self.conns: set[LoopConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
 
