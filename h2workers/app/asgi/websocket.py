@@ -101,7 +101,7 @@ class ASGIWebSocket:
             return {"type": "websocket.connect"}
         if self._state is _State.CONNECTING:
             raise RuntimeError("websocket receive() before websocket.accept")
-        while self._closed_by is None:
+        while (closed := self._closed_by) is None:
             for event in self._conn.events():
                 message = await self._on_event(event)
                 if message is not None:
@@ -112,9 +112,9 @@ class ASGIWebSocket:
                 data = await self.transport.read()
                 if not data:  # gone without a close frame: RFC 6455 7.1.5 says 1006
                     self._gone(CloseReason.ABNORMAL_CLOSURE, "")
-                    break
+                    continue
                 self._conn.receive_data(data)
-        return self._closed_by
+        return closed
 
     async def _on_event(self, event: Any) -> dict[str, Any] | None:
         if isinstance(event, (TextMessage, BytesMessage)):
