@@ -382,6 +382,23 @@ async def wait_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
         await asyncio.wait([listener], timeout=5)
 
 
+async def push(scope: Scope, receive: Receive, send: Send) -> None:
+    """ASGI only: promises ``/hello`` and ``/pieces?bytes=1000`` (``n``
+    more of /hello with ``n=``), by message or (``call=1``) by awaiting the
+    extension as Hypercorn's examples do; says whether push was offered."""
+    query = _query(scope)
+    offered = "http.response.push" in scope["extensions"]
+    paths = ["/hello", "/pieces?bytes=1000"] + ["/hello"] * int(query.get("n", "0"))
+    for path in paths if offered else []:
+        message = {"type": "http.response.push", "path": path, "headers": [(b"x-pushed", b"1")]}
+        if query.get("call"):
+            await scope["extensions"]["http.response.push"](message)
+        else:
+            await send(message)
+    await _start(send, 200, [(b"x-push-offered", b"yes" if offered else b"no")])
+    await send({"type": "http.response.body", "body": b"page\n"})
+
+
 ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/": hello,
     "/hello": hello,
@@ -406,6 +423,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/fault": fault,
     "/scope": scope_json,
     "/wait-disconnect": wait_disconnect,
+    "/push": push,
 }
 
 

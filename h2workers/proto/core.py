@@ -313,6 +313,32 @@ class H2Core:
         if end_stream:
             self._finish(stream_id)
 
+    @property
+    def can_push(self) -> bool:
+        """The client allows push (SETTINGS_ENABLE_PUSH, which browsers set
+        to 0) and the connection is not shutting down."""
+        return bool(self._h2.remote_settings.enable_push) and self.last_stream_id is None
+
+    def push(self, stream_id: int, block: list[Header]) -> tuple[int, RequestHead] | None:
+        """PUSH_PROMISE on ``stream_id`` for the request ``block`` (a GET):
+        the promised stream and its request head, which the application
+        then answers like any request; None if the client takes no push
+        now (disabled, or at its limit of concurrent streams)."""
+        self._served(stream_id)
+        if not self.can_push:
+            return None
+        head = parse_request(block)  # ours, but held to the client's rules
+        promised = self._h2.get_next_available_stream_id()
+        try:
+            self._h2.push_stream(stream_id, promised, block)
+        except ProtocolError:  # the client's concurrent-stream limit, or the stream's end
+            return None
+        # no request body on a promised stream: nothing to credit
+        self._streams[promised] = _Stream(
+            head=head, request_open=False, inbound=Inbound(flow_controlled=False)
+        )
+        return promised, head
+
     def informational(self, stream_id: int, status: int, headers: list[Header]) -> None:
         """Send a 1xx response (e.g. 103 Early Hints) ahead of the final one."""
         self._served(stream_id)

@@ -124,6 +124,16 @@ class StreamChannel:
         self.ended_by_app = True
         self.post(self.session.reset, self.stream, error_code)
 
+    @property
+    def can_push(self) -> bool:
+        return self.session.core.can_push
+
+    def push(self, block: list[Header]) -> bool:
+        """PUSH_PROMISE the request ``block``; its app runs on the promised
+        stream (the session's thread: ASGI tasks and green threads share it)."""
+        self._check()
+        return self.session.push(self.stream, block)
+
     def end(self) -> None:
         """End the response where it stands (END_STREAM after what is queued);
         an end never waits for room."""

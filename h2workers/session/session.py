@@ -35,6 +35,9 @@ HIGH_WATER_MIN, HIGH_WATER_MAX, OUT_BUDGET = 65536, 1 << 20, 4 << 20
 OUT_HELD = 256 * 1024  # unsent bytes past which no more body is framed
 FLUSH_SLICE = 256 * 1024  # framed per step of a flush
 LINGER, LINGER_BYTES = 1.0, 4 << 20  # reading on after GOAWAY: at most this long, this much
+# Server push: promises per request and per connection (each is a request
+# the application serves, and bytes the client may not want).
+PUSHES_PER_STREAM, PUSHES_PER_CONNECTION = 16, 256
 
 
 class Transport(Protocol):
@@ -106,6 +109,7 @@ class Session:
         self.lingering_until: float | None = None  # set once GOAWAY is out, see linger()
         self.lingered = 0
         self.wants_write = False
+        self.pushed = 0  # PUSH_PROMISEs sent (see PUSHES_PER_CONNECTION)
         # What the app layer keeps per connection (the WSGI environ's
         # connection part), made by the first stream that needs it.
         self.app_context: Any = None
@@ -277,6 +281,28 @@ class Session:
             if end:
                 self._done(stream)
             self.host.dirty(self)
+
+    def push(self, stream: Stream, block: list[Header]) -> bool:
+        """Promise the request ``block`` on ``stream`` and start its app on
+        the promised stream; False when nothing was promised (push refused
+        by the client, a cap reached, or the stream no longer open)."""
+        if stream.state is not OPEN or stream.pushes >= PUSHES_PER_STREAM:
+            return False
+        if self.pushed >= PUSHES_PER_CONNECTION:
+            return False
+        promised = self.core.push(stream.stream_id, block)
+        if promised is None:
+            return False
+        stream.pushes += 1
+        self.pushed += 1
+        sid, head = promised
+        inbound, outbound = self.core.counts(sid)
+        pushed = Stream(sid, head, True, inbound, outbound)
+        self.streams[sid] = pushed
+        self.busy = True
+        self.host.start(self, pushed)
+        self.host.dirty(self)
+        return True
 
     def send_informational(self, stream: Stream, status: int, headers: list[Header]) -> None:
         if stream.state is OPEN:

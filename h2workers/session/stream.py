@@ -84,6 +84,7 @@ class Stream:
         "posted",
         "priority",
         "priority_listener",
+        "pushes",
         "reported",
         "state",
         "stream_id",
@@ -115,6 +116,7 @@ class Stream:
         self.taken = self.needed = self.asked = self.reported = 0
         self.outbound = outbound
         self.posted = 0  # response bytes the app handed over
+        self.pushes = 0  # PUSH_PROMISEs sent on this stream (the session's count)
         self.waiter: Waiter | None = None  # set while the app side waits
         # RFC 9113 5.3 (weight, depends_on): from the head, then PRIORITY frames
         self.priority = (head.priority_weight, head.priority_depends_on)

@@ -11,12 +11,12 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, UploadFile
+from fastapi import FastAPI, Request, UploadFile
 from fastapi import Form as FastForm
-from quart import Quart
+from fastapi.responses import HTMLResponse, Response
+from quart import Quart, make_push_promise
 from quart import request as quart_request
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
@@ -56,6 +56,48 @@ async def fastapi_stream(n: int = 1000) -> StreamingResponse:
             yield f"line {i} of {n}\n"
 
     return StreamingResponse(lines(), media_type="text/plain")
+
+
+# The server-push example of ../shared/reference/seeds/003, as it is written there.
+@fastapi_app.get("/", response_class=HTMLResponse)
+async def index(request: Request):  # type: ignore[no-untyped-def]
+    # Check if server push is available
+    if "http.response.push" in request.scope.get("extensions", {}):
+        push = request.scope["extensions"]["http.response.push"]
+        # Push CSS before sending HTML
+        await push({
+            "path": "/static/style.css",
+            "headers": [
+                (b"accept", b"text/css"),
+            ],
+        })
+        # Push JavaScript
+        await push({
+            "path": "/static/app.js",
+            "headers": [
+                (b"accept", b"application/javascript"),
+            ],
+        })
+    return HTMLResponse(content="""
+<!DOCTYPE html>
+<html>
+<head>
+<link rel="stylesheet" href="/static/style.css">
+<script src="/static/app.js" defer></script>
+</head>
+<body><h1>Hello HTTP/2</h1></body>
+</html>
+""")  # fmt: skip
+
+
+STATIC = {"style.css": ("text/css", b"h1 { color: teal }\n"),
+          "app.js": ("application/javascript", b"console.log('pushed')\n")}  # fmt: skip
+
+
+@fastapi_app.get("/static/{name}")
+async def fastapi_static(name: str) -> Response:
+    media_type, body = STATIC[name]
+    return Response(body, media_type=media_type)
 
 
 @fastapi_app.get("/boom")
@@ -143,6 +185,22 @@ async def quart_stream() -> Any:
             yield f"line {i} of {n}\n".encode()
 
     return lines(), 200, {"Content-Type": "text/plain"}
+
+
+# Quart's push: the seed (../shared/reference/seeds/001) used
+# ``response.push_promises``, which Quart has since replaced by
+# ``make_push_promise`` (what it sends is the same http.response.push).
+@quart_app.get("/")
+async def quart_index() -> str:
+    await make_push_promise("/static/style.css")
+    await make_push_promise("/static/app.js")
+    return "<html><body>quart push</body></html>"
+
+
+@quart_app.get("/static/<name>")
+async def quart_static(name: str) -> Any:
+    media_type, body = STATIC[name]
+    return body, 200, {"Content-Type": media_type}
 
 
 @quart_app.get("/boom")

@@ -68,3 +68,29 @@ def test_exception_is_a_500_and_the_connection_lives(srv, client):
     assert client.get(f"{srv.url}/hello").status_code == 200
     name = {"fastapi": "FastAPI"}.get(srv.framework, srv.framework.title())
     srv.wait_for_log(f"boom from a {name} view")
+
+
+def test_the_seeds_push_examples_push_their_css_and_js(srv, tls_files):
+    """FastAPI's (seed 003, unchanged) and Quart's: a PUSH_PROMISE for each
+    asset, the assets served on the promised streams, then the page."""
+    if srv.framework == "starlette":
+        pytest.skip("the seeds push with FastAPI and Quart")
+    import h2.events as h2e
+
+    from tests.e2e.util import H2Client
+
+    with H2Client(srv.port, tls_files.client_context(alpn=["h2"])) as client:
+        page = client.request("/")
+        pushes = lambda: [e for e in client.events if isinstance(e, h2e.PushedStreamReceived)]  # noqa: E731
+        client.wait(lambda: len(pushes()) == 2 and client.streams[page].done, what="the page")
+        assert client.streams[page].status == 200
+        assert b"<html>" in bytes(client.streams[page].data).lower() or b"<!doctype" in bytes(
+            client.streams[page].data
+        ).lower()
+        served = {}
+        for event in pushes():
+            sid = event.pushed_stream_id
+            client.wait(lambda sid=sid: sid in client.streams and client.streams[sid].done)
+            served[dict(event.headers)[b":path"]] = bytes(client.streams[sid].data)
+    assert served == {b"/static/style.css": b"h1 { color: teal }\n",
+                      b"/static/app.js": b"console.log('pushed')\n"}  # fmt: skip

@@ -67,6 +67,9 @@ class AsyncChannel(Protocol):
     async def wait_closed(self) -> None:
         """Return once the client is gone (reset, connection lost)."""
 
+    def push(self, block: list[Header]) -> bool:
+        """PUSH_PROMISE (HTTP/2 only; see ASGIStream.push)."""
+
 
 class ASGIStream:
     """Serves one request: call the app with receive and send."""
@@ -128,6 +131,8 @@ class ASGIStream:
             self._informational(EARLY_HINT, links)
         elif kind == "http.response.pathsend":
             await self._pathsend(message)
+        elif kind == "http.response.push":
+            self.push(message)
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} for an HTTP request")
 
@@ -211,6 +216,28 @@ class ASGIStream:
         if not self._head_sent:  # ignored once the response started, as WSGI's
             self.channel.send_informational(status, check_headers(headers)[0])
 
+    def push(self, message: Message) -> bool:
+        """``http.response.push``: PUSH_PROMISE a GET of ``path`` (with the
+        request's scheme and authority, and the message's headers), served
+        by the app on the promised stream. Ignored where push is not
+        offered (HTTP/1.1, a client that disabled it) or after the
+        response's end; True if promised."""
+        if "http.response.push" not in self.scope.get("extensions", {}) or self._ended:
+            return False
+        path = message["path"]
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidResponse(f"http.response.push needs an absolute path, got {path!r}")
+        authority = next((v for n, v in self.scope["headers"] if n == b"host"), b"")
+        block: list[Header] = [
+            (b":method", b"GET"),
+            (b":scheme", self.scope["scheme"].encode()),
+            (b":authority", authority),
+            (b":path", path.encode("latin-1")),
+        ]
+        extra, _ = check_headers(message.get("headers", []))
+        block += extra
+        return bool(self.channel.push(block))
+
     async def _pathsend(self, message: Message) -> None:
         """ASGI's path send extension: the file is read here, in blocks, under
         the same flow control as any body (the app never reads it)."""
@@ -284,3 +311,17 @@ async def rejected(channel: AsyncChannel, exc: RequestRejected) -> ResponseInfo:
     info = ResponseInfo()
     await send_plain(channel, info, exc.status, exc.reason, f"{exc.status} {exc.reason}\n".encode())
     return info
+
+
+class PushExtension(dict):  # type: ignore[type-arg]
+    """``scope["extensions"]["http.response.push"]``: an empty dict, as the
+    ASGI spec has it (the app sends ``http.response.push`` messages), that
+    may also be awaited with the message, as Hypercorn's examples do
+    (``await scope["extensions"]["http.response.push"]({"path": ...})``)."""
+
+    def __init__(self, stream: ASGIStream) -> None:
+        super().__init__()
+        self._stream = stream
+
+    async def __call__(self, message: Message) -> None:
+        self._stream.push(message)

@@ -15,7 +15,7 @@ from typing import Any
 
 from h2.errors import ErrorCodes
 
-from h2workers.app.asgi.runner import ASGIApp, ASGIStream, Scope, rejected
+from h2workers.app.asgi.runner import ASGIApp, ASGIStream, PushExtension, Scope, rejected
 from h2workers.app.asgi.scope import ScopeBuilder, tls_extension
 from h2workers.app.asgi.websocket import (
     ASGIWebSocket,
@@ -81,6 +81,8 @@ async def serve_request(
         with request_hooks(ctx, req) as exchange:
             expect = any(n == b"expect" and v.lower() == b"100-continue" for n, v in head.headers)
             runner = ASGIStream(ctx.app, channel, scope, expect_continue=expect)
+            if stream is not None and channel.can_push:
+                scope["extensions"]["http.response.push"] = PushExtension(runner)
             exchange.response = runner.info
             if ctx.wants_environ:
                 exchange.environ = access_environ(scope, req)

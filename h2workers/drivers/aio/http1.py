@@ -425,6 +425,9 @@ class H11Exchange:
     async def wait_closed(self) -> None:
         await asyncio.shield(self.protocol.lost)
 
+    def push(self, block: list[Header]) -> bool:
+        return False  # HTTP/1.1 has no push (the extension is not offered)
+
     def finish(self) -> None:
         """The app's task is over (whatever happened)."""
         if not self.complete and not self.protocol.lost.done():
