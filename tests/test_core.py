@@ -860,3 +860,45 @@ def test_plain_connect_still_needs_no_scheme_or_path() -> None:
     head = parse_request([(b":method", b"CONNECT"), (b":authority", b"example.com:443")],
                          extended_connect=True)  # fmt: skip
     assert head.protocol is None and head.path == b""
+
+
+# -- server push ------------------------------------------------------------------------
+
+
+def test_push_promises_a_get_and_the_promised_stream_is_served():
+    client = Client()
+    sid = client.request(get_request(b"/page"))
+    client.exchange()
+    promised = client.core.push(sid, get_request(b"/style.css"))
+    assert promised is not None
+    pushed, head = promised
+    assert pushed == 2 and (head.method, head.path) == (b"GET", b"/style.css")
+    client.core.respond(pushed, 200, [(b"content-type", b"text/css")])
+    client.core.send_body(pushed, b"h1 {}", end_stream=True)
+    client.core.respond(sid, 200, [], end_stream=True)
+    _, events = client.exchange()
+    (promise,) = h2_events(events, h2e.PushedStreamReceived)
+    assert (promise.parent_stream_id, promise.pushed_stream_id) == (sid, pushed)
+    assert dict(promise.headers)[b":path"] == b"/style.css"
+    assert body_of(events, pushed) == b"h1 {}"
+    assert not client.core.is_serving(pushed) and not client.core.is_serving(sid)
+
+
+def test_no_push_when_the_client_disabled_it():
+    from h2.settings import SettingCodes
+
+    client = Client(client_settings={SettingCodes.ENABLE_PUSH: 0})
+    sid = client.request(get_request(b"/page"))
+    client.exchange()
+    assert not client.core.can_push
+    assert client.core.push(sid, get_request(b"/style.css")) is None
+    with pytest.raises(UnknownStream):
+        client.core.push(99, get_request(b"/x"))  # a stream not served: a bug shows
+
+
+def test_no_push_once_shutting_down():
+    client = Client()
+    sid = client.request(get_request(b"/page"))
+    client.exchange()
+    client.core.start_shutdown()
+    assert client.core.push(sid, get_request(b"/style.css")) is None
