@@ -17,20 +17,20 @@ from h2workers.errors import ConfigError
 __version__ = "0.1.0"
 __all__ = ["AsgiH2", "EventletH2", "GThreadH2", "GeventH2", "__version__"]
 
-# class name: (module, the library it needs, the extra that installs it)
-_WORKERS = {
-    "GThreadH2": ("h2workers.drivers.gthread.worker", None, None),
-    "GeventH2": ("h2workers.drivers.green.gevent_hub", "gevent", "gevent"),
-    "EventletH2": ("h2workers.drivers.green.eventlet_hub", "eventlet", "eventlet"),
-    "AsgiH2": ("h2workers.drivers.aio.worker", "h11", "asgi"),
+# class name: (module, the libraries it needs, the extra that installs them)
+_WORKERS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "GThreadH2": ("h2workers.drivers.gthread.worker", (), ""),
+    "GeventH2": ("h2workers.drivers.green.gevent_hub", ("gevent",), "gevent"),
+    "EventletH2": ("h2workers.drivers.green.eventlet_hub", ("eventlet",), "eventlet"),
+    "AsgiH2": ("h2workers.drivers.aio.worker", ("h11", "wsproto"), "asgi"),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name not in _WORKERS:
         raise AttributeError(name)
-    module, library, extra = _WORKERS[name]
-    if library is not None:
+    module, libraries, extra = _WORKERS[name]
+    for library in libraries:
         try:
             importlib.import_module(library)
         except ImportError as exc:

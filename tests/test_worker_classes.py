@@ -10,19 +10,23 @@ import h2workers
 from h2workers.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["GThreadH2", "GeventH2", "EventletH2"])
+@pytest.mark.parametrize("name", ["GThreadH2", "GeventH2", "EventletH2", "AsgiH2"])
 def test_each_worker_class_loads_by_its_name(name: str) -> None:
     worker = getattr(h2workers, name)
     assert worker.__name__ == name
     assert name in h2workers.__all__
 
 
-@pytest.mark.parametrize(("name", "library"), [("GeventH2", "gevent"), ("EventletH2", "eventlet")])
+@pytest.mark.parametrize(
+    ("name", "library", "extra"),
+    [("GeventH2", "gevent", "gevent"), ("EventletH2", "eventlet", "eventlet"),
+     ("AsgiH2", "h11", "asgi"), ("AsgiH2", "wsproto", "asgi")],
+)  # fmt: skip
 def test_a_worker_without_its_library_names_the_extra_to_install(
-    monkeypatch: pytest.MonkeyPatch, name: str, library: str
+    monkeypatch: pytest.MonkeyPatch, name: str, library: str, extra: str
 ) -> None:
     monkeypatch.setitem(sys.modules, library, None)  # as if not installed
-    with pytest.raises(ConfigError, match=rf"pip install 'h2workers\[{library}\]'"):
+    with pytest.raises(ConfigError, match=rf"{library}.*pip install 'h2workers\[{extra}\]'"):
         getattr(h2workers, name)
 
 
