@@ -41,6 +41,7 @@ ASGI_WORKER = "h2workers.AsgiH2"
 ASGI_TWINS = {
     "tests.apps:app": "tests.asgi_apps:app",
     "tests.interop.app:app": "tests.interop.asgi_app:app",
+    "tests.conformance.app:app": "tests.conformance.asgi_app:app",
     "tests.realapps.django_app:application": "tests.realapps.django_app:asgi_application",
 }
 START_TIMEOUT = 30.0

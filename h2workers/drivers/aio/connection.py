@@ -29,6 +29,7 @@ class LoopConnection(asyncio.Protocol):
         self.worker = worker
         self.transport: Any = None
         self.handler: Any = None  # H2Protocol or H11Protocol once known
+        self.raw: Any = None
         self.head = b""  # cleartext bytes read while sniffing
         self.peer: Any = None
         self.server: Any = None
@@ -37,6 +38,7 @@ class LoopConnection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.raw = transport  # the TCP transport, under TLS once start_tls ran
         self.peer = transport.get_extra_info("peername")
         self.server = transport.get_extra_info("sockname")
         worker = self.worker
@@ -103,14 +105,14 @@ class LoopConnection(asyncio.Protocol):
 
         self.deadline = 0.0
         if h2:
-            self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server)
+            self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server, self.raw)
             self.handler.session.start(initial, time.monotonic())
         else:
             self.handler = H11Protocol(self.worker, self, initial)
 
     def upgrade(self, session_start: Any) -> None:
         """HTTP/1.1 switched to h2c (``Upgrade``): the session takes over."""
-        self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server)
+        self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server, self.raw)
         session_start(self.handler.session)
 
     def eof_received(self) -> bool | None:
@@ -158,8 +160,12 @@ class H2Protocol:
     """An HTTP/2 connection: the shared ``Session`` over an asyncio transport
     (the session's ``Transport``)."""
 
-    def __init__(self, worker: AsgiH2, transport: Any, peer: Any, server: Any) -> None:
+    def __init__(
+        self, worker: AsgiH2, transport: Any, peer: Any, server: Any, raw: Any = None
+    ) -> None:
         self.transport = transport
+        self.raw = raw  # the TCP transport under TLS (see shutdown_write)
+        self.half_closed = False
         self.worker = worker
         self.tls = transport.get_extra_info("ssl_object")  # for the ASGI tls extension
         self.secure = self.tls is not None
@@ -224,13 +230,25 @@ class H2Protocol:
         pass  # resume_writing is the signal
 
     def shutdown_write(self) -> bool:
+        """Half-close after the GOAWAY (see Session.linger). Over TLS the
+        GOAWAY's records are already with the TCP transport (asyncio's TLS
+        layer writes through at once), so its FIN follows them; asyncio's
+        TLS transport itself cannot half-close."""
         transport = self.transport
-        if not transport.can_write_eof():
-            return False  # TLS: asyncio cannot half-close it
-        transport.write_eof()
+        if transport.can_write_eof():
+            transport.write_eof()
+            return True
+        raw = self.raw
+        if raw is None or raw is transport or raw.is_closing() or not raw.can_write_eof():
+            return False
+        raw.write_eof()
+        self.half_closed = True
         return True
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.transport.close()  # after what is buffered
+            if self.half_closed:  # TLS cannot send its close_notify after our FIN
+                self.raw.close()
+            else:
+                self.transport.close()  # after what is buffered
