@@ -42,14 +42,36 @@ from h2workers.session.stream import Stream
 TRIM_AFTER_CONNECTIONS, TRIM_INTERVAL = 100, 5.0
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
+def _libc_function(name: str) -> Callable[..., int] | None:
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        function: Callable[..., int] = getattr(
+            ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name
+        )
     except (OSError, AttributeError):  # not glibc
         return None
+    return function
 
 
-_malloc_trim = _load_malloc_trim()
+_malloc_trim = _libc_function("malloc_trim")
+_mallopt = _libc_function("mallopt")
+# glibc's mallopt parameters, and what a worker sets them to (see _tune_malloc)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD, TRIM_THRESHOLD = 1 << 20, 8 << 20
+
+
+def _tune_malloc() -> None:
+    """Keep a worker's large, short-lived buffers on the heap.
+
+    A download moves 256 KiB slices (and apps hand over pieces of 64 KiB to
+    1 MiB); above glibc's 128 KiB mmap threshold each one was mapped and
+    unmapped again, or the heap top grew and was trimmed back, at every
+    slice: 154,000 page faults a gigabyte in a worker, and a third of the
+    download rate. Buffers under 1 MiB now come from the heap and up to 8
+    MiB of free heap stays mapped (``trim_heap`` still returns memory after
+    a burst of connections)."""
+    if _mallopt is not None:
+        _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        _mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 class H2Worker(base.Worker):  # type: ignore[misc]
@@ -80,6 +102,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         patched the standard library by now, so its SSL context is green)."""
         self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
         self.head_limit = request_head_limit(self.cfg)
+        _tune_malloc()
         super().init_process()
 
     def _ssl_context(self) -> ssl.SSLContext:
