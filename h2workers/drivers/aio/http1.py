@@ -25,6 +25,7 @@ from h2.errors import ErrorCodes
 
 from h2workers.app.asgi.scope import ScopeBuilder
 from h2workers.app.asgi.serve import serve_request, serve_websocket
+from h2workers.app.response import has_no_body
 from h2workers.errors import StreamClosed
 from h2workers.proto.headers import Header, RequestHead
 from h2workers.proto.upgrade import SWITCHING_PROTOCOLS, upgrade_block, upgrade_settings
@@ -375,7 +376,8 @@ class H11Exchange:
         self._check()
         headers = list(headers)
         names = {name for name, _ in headers}
-        if end and b"content-length" not in names and not _no_body(status, self.request):
+        method = self.request.method.decode("latin-1")
+        if end and b"content-length" not in names and not has_no_body(method, status):
             headers.append((b"content-length", b"%d" % len(body)))
         if self.protocol.stopping or not self.protocol.worker.alive:
             headers.append((b"connection", b"close"))
@@ -450,10 +452,6 @@ def _reason(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode()
     except ValueError:
         return b""
-
-
-def _no_body(status: int, request: h11.Request) -> bool:
-    return request.method == b"HEAD" or status in (204, 304) or 100 <= status < 200
 
 
 _date_cache: tuple[int, bytes] = (0, b"")
