@@ -242,6 +242,10 @@ class H2Protocol:
         if raw is None or raw is transport or raw.is_closing() or not raw.can_write_eof():
             return False
         raw.write_eof()
+        # Past our FIN nothing can be sent; asyncio's TLS layer would still
+        # try its close_notify when the client closes (RuntimeError logged
+        # with a traceback): what it writes now is dropped.
+        raw.write = _dropped
         self.half_closed = True
         return True
 
@@ -252,3 +256,7 @@ class H2Protocol:
                 self.raw.close()
             else:
                 self.transport.close()  # after what is buffered
+
+
+def _dropped(data: bytes | bytearray | memoryview) -> None:
+    """A half-closed TCP transport's write (see H2Protocol.shutdown_write)."""
