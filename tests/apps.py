@@ -117,7 +117,11 @@ def environ_json(environ: dict[str, Any], start_response: StartResponse) -> Iter
         environ["wsgi.early_hints"]([("Link", "</started>; rel=preload")])
     body = environ["wsgi.input"].read() if query.get("read") else b""
     out = {k: v for k, v in environ.items() if isinstance(v, str)}
-    for key in ("gunicorn.http2.priority_weight", "gunicorn.http2.priority_depends_on"):
+    for key in (
+        "gunicorn.http2.priority_weight",
+        "gunicorn.http2.priority_depends_on",
+        "h2workers.priority",
+    ):
         out[key] = environ.get(key)
     out["body_length"] = len(body)
     if query.get("socket"):
@@ -272,6 +276,32 @@ def headers(environ: dict[str, Any], start_response: StartResponse) -> Iterable[
     return _json(start_response, found)
 
 
+def push(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Promises ``/hello`` and ``/pieces?bytes=1000`` (``n`` more of /hello
+    with ``n=``) through ``gunicorn.http2.push``; says whether the first
+    promise was made (the twin of asgi_apps.push)."""
+    promise = environ.get("gunicorn.http2.push")
+    query = _query(environ)
+    paths = [
+        "/hello",
+        f"/pieces?bytes={query.get('size', '1000')}",
+        *["/hello"] * int(query.get("n", "0")),
+    ]
+    made = [promise(path, [("x-pushed", "1")]) for path in paths] if promise else [False]
+    start_response("200 OK", [("X-Push-Offered", "yes" if made[0] else "no")])
+    return [b"page\n"]
+
+
+PRELOADED = ["</hello>; rel=preload; as=fetch", "<https://cdn.example/x.js>; rel=preload"]
+
+
+def preload(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """``h2workers.preload`` of a same-origin and a cross-origin link."""
+    how = environ["h2workers.preload"](PRELOADED)
+    start_response("200 OK", [("X-Preload", how)])
+    return [b"page\n"]
+
+
 ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = {
     "/": hello,
     "/hello": hello,
@@ -291,6 +321,8 @@ ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = 
     "/error-after-start": error_after_start,
     "/close-tracker": close_tracker,
     "/headers": headers,
+    "/push": push,
+    "/preload": preload,
 }
 
 

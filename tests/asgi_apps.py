@@ -143,6 +143,11 @@ def environ_like(scope: Scope) -> dict[str, Any]:
     priority = scope.get("extensions", {}).get("http.response.priority")
     out["gunicorn.http2.priority_weight"] = priority["weight"] if priority else None
     out["gunicorn.http2.priority_depends_on"] = priority["depends_on"] if priority else None
+    out["h2workers.priority"] = (
+        {"urgency": priority["urgency"], "incremental": priority["incremental"]}
+        if priority
+        else None
+    )
     return out
 
 
@@ -388,7 +393,11 @@ async def push(scope: Scope, receive: Receive, send: Send) -> None:
     extension as Hypercorn's examples do; says whether push was offered."""
     query = _query(scope)
     offered = "http.response.push" in scope["extensions"]
-    paths = ["/hello", "/pieces?bytes=1000"] + ["/hello"] * int(query.get("n", "0"))
+    paths = [
+        "/hello",
+        f"/pieces?bytes={query.get('size', '1000')}",
+        *["/hello"] * int(query.get("n", "0")),
+    ]
     for path in paths if offered else []:
         message = {"type": "http.response.push", "path": path, "headers": [(b"x-pushed", b"1")]}
         if query.get("call"):
@@ -459,8 +468,12 @@ async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
             shown["extensions"] = sorted(scope["extensions"])
             await send({"type": "websocket.send", "text": json.dumps(shown)})
             continue
-        await send({"type": "websocket.send", **{k: v for k, v in message.items()
-                                                 if k in ("text", "bytes") and v is not None}})
+        await send(
+            {
+                "type": "websocket.send",
+                **{k: v for k, v in message.items() if k in ("text", "bytes") and v is not None},
+            }
+        )
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -473,7 +486,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    path = scope["path"][len(scope.get("root_path", "")):]
+    path = scope["path"][len(scope.get("root_path", "")) :]
     route = ROUTES.get(path)
     if route is None and path.startswith("/environ/"):
         route = environ_json

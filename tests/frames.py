@@ -82,6 +82,12 @@ def raw_frame(
     return head + payload
 
 
+def priority_update(sid: int, value: bytes, on_stream: int = 0) -> bytes:
+    """An RFC 9218 PRIORITY_UPDATE frame (type 0x10) for stream ``sid``
+    (hyperframe writes no length for extension frames)."""
+    return raw_frame(0x10, 0, on_stream, struct.pack(">I", sid) + value)
+
+
 def of_type(frames: Iterable[Frame], kind: type[Frame], stream_id: int | None = None) -> list:
     return [
         f for f in frames if isinstance(f, kind) and (stream_id is None or f.stream_id == stream_id)

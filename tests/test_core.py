@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from h2workers.config import MAX_WINDOW, H2Settings
 from h2workers.errors import StreamViolation, UnknownStream
 from h2workers.proto import events as ev
+from h2workers.proto.priority import StreamPriority
 from tests.frames import (
     APP_ACTIONS,
     CONNECTION_ERRORS,
@@ -338,13 +339,12 @@ def test_informational_response_precedes_final():
 def test_priority_from_headers_and_priority_frame():
     raw = RawClient()
     (started, *rest) = raw.send(raw.headers(1, get_request(), False, priority=(32, 0, True)))
-    head = started.head
-    assert (head.priority_weight, head.priority_depends_on, head.priority_exclusive) == (
-        (32, 0, True)
-    )
-    assert all(e == ev.PriorityChanged(1, 32, 0, True) for e in rest)
+    assert started.head.priority == StreamPriority(weight=32, depends_on=0)
+    assert rest == []
     raw.send(raw.headers(3, get_request(), end_stream=False))
-    assert raw.send(raw.priority(3, 200, 1, False)) == [ev.PriorityChanged(3, 200, 1, False)]
+    assert raw.send(raw.priority(3, 200, 1, False)) == [
+        ev.PriorityChanged(3, StreamPriority(weight=200, depends_on=1))
+    ]
     assert raw.read() == []
 
 
@@ -423,16 +423,27 @@ def test_block_timer_restarts_when_the_stream_makes_progress():
     assert [e.stream_id for e in client.core.expire(9.0, 5.0)] == [sid]
 
 
-def test_two_large_responses_interleave():
+@pytest.mark.parametrize(
+    ("field", "order"),
+    [
+        (None, [1] * 3 + [3] * 3),  # RFC 9218's default: u=3, one after the other
+        (b"u=3, i", [1, 3] * 3),  # incremental: they share
+    ],
+)
+def test_two_large_responses_follow_rfc9218_defaults(field, order):
     client = Client(client_settings={SettingCodes.INITIAL_WINDOW_SIZE: 2**20})
     client.conn.increment_flow_control_window(2**20)
-    first, second = client.request(), client.request()
+    extra = [(b"priority", field)] if field else []
+    first, second = (
+        client.request(get_request(extra=extra)),
+        client.request(get_request(extra=extra)),
+    )
     client.exchange()
     for sid in (first, second):
         client.core.respond(sid, 200, [])
         client.core.send_body(sid, b"z" * 40_000, end_stream=True)
     client.exchange()
-    assert [f.stream_id for f in of_type(client.frames, DataFrame)] == [first, second] * 3
+    assert [f.stream_id for f in of_type(client.frames, DataFrame)] == order
 
 
 # -- aborts ------------------------------------------------------------------

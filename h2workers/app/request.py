@@ -46,8 +46,8 @@ class RequestInfo:
         self.version = version
         self.scheme = scheme
         self.headers = headers
-        self.priority_weight = head.priority_weight
-        self.priority_depends_on = head.priority_depends_on
+        self.priority_weight = head.priority.weight
+        self.priority_depends_on = head.priority.depends_on
         uri = self.uri
         if uri.startswith("//") or "#" in uri:  # rare: let Gunicorn's splitter decide
             parts = util.split_request_uri(uri)

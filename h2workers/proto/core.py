@@ -25,26 +25,30 @@ import h2.events as h2e
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.exceptions import DenialOfServiceError, ProtocolError
-from h2.settings import SettingCodes, Settings
-from hyperframe.frame import GoAwayFrame
+from hyperframe.frame import ExtensionFrame, GoAwayFrame
 
-from h2workers.config import MAX_WINDOW, H2Settings
-from h2workers.errors import StreamViolation, UnknownStream
+from h2workers.config import H2Settings
+from h2workers.errors import ProtocolViolation, StreamViolation, UnknownStream
 from h2workers.proto import events as ev
-from h2workers.proto.flow import Inbound
+from h2workers.proto.flow import Credit, Inbound
 from h2workers.proto.headers import Header, RequestHead, parse_request, parse_trailers
 from h2workers.proto.machine import (
+    NO_RFC7540_PRIORITIES,
     GracefulGoAway,
     ServerConnection,
     StreamMalformed,
     StreamRefused,
-    TokenBucket,
-    new_server_connection,
+    configured_connection,
 )
 from h2workers.proto.outbound import Outbound
+from h2workers.proto.priority import (
+    DEFAULT_PRIORITY,
+    PRIORITY_UPDATE_TYPE,
+    StreamPriority,
+    parse_update,
+)
 from h2workers.proto.reasons import plain_reason, received_code
-
-_DONE, _MORE, _BLOCKED = 0, 1, 2
+from h2workers.proto.scheduler import Rank, Scheduler, Sent
 
 
 @dataclass(slots=True)
@@ -53,9 +57,10 @@ class _Stream:
 
     head: RequestHead
     request_open: bool
-    owed: int = 0  # consumed bytes whose stream WINDOW_UPDATE is not sent yet
     inbound: Inbound = field(default_factory=Inbound)  # the request body's counts
     out: Outbound = field(default_factory=Outbound)  # the response body to frame
+    rank: Rank = field(default_factory=Rank)  # how the scheduler orders its bytes
+    priority: StreamPriority = DEFAULT_PRIORITY  # the latest the app was told of
 
 
 class H2Core:
@@ -63,39 +68,10 @@ class H2Core:
 
     def __init__(self, settings: H2Settings) -> None:
         self.settings = settings
-        self._h2: ServerConnection = new_server_connection(
-            header_encoding=None,
-            validate_inbound_headers=False,
-            normalize_inbound_headers=False,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        ours = {
-            SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
-            SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
-            SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
-            SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
-        }
-        if settings.enable_connect_protocol:  # RFC 8441, for a driver that serves WebSockets
-            ours[SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
-        self._h2.local_settings = Settings(client=False, initial_values=ours)
-        # HPACK bomb guard: past twice the advertised limit decoding stops and
-        # the connection ends (GOAWAY ENHANCE_YOUR_CALM); between the two the
-        # block is decoded (HPACK state stays in sync) and the one request is
-        # answered 431, RFC 9113 10.5.1.
-        self._h2.decoder.max_header_list_size = 2 * settings.max_header_list_size
-        self._h2.incoming_buffer.max_header_block = 2 * settings.max_header_list_size
-        self._h2.resets = TokenBucket(
-            "stream reset", settings.max_reset_streams, settings.reset_streams_per_second
-        )
-        self._h2.controls = TokenBucket(
-            "control frame", settings.max_control_frames, settings.control_frames_per_second
-        )
-        # h2 reads this from local_settings only in __init__ or on a SETTINGS ACK
-        # that changes it; initial values change nothing, so set it here.
-        self._h2.max_inbound_frame_size = settings.max_frame_size
+        self._h2: ServerConnection = configured_connection(settings)
         self._streams: dict[int, _Stream] = {}
-        self._sending: dict[int, _Stream] = {}  # streams with queued output, in order
+        self._sending: dict[int, _Stream] = {}  # streams with queued output
+        self._scheduler = Scheduler(settings.max_concurrent_streams)
         self._out = bytearray()
         self.last_stream_id: int | None = None  # set once GOAWAY is sent
         self.terminated = False  # connection error or peer GOAWAY: nothing more runs
@@ -103,25 +79,15 @@ class H2Core:
         # queued, not framed, until it clears the flag and flushes again.
         self.hold_output = False
         self.capped = False  # the last flush stopped at its budget with frames to go
-        # PRIORITY frames for streams not opened yet (RFC 9113 5.3 allows it);
-        # bounded so a PRIORITY flood cannot grow it.
-        self._early_priority: dict[int, h2e.PriorityUpdated] = {}
         self._highest_request = 0  # highest stream id whose HEADERS arrived
-        self._stream_step = max(1, settings.initial_window_size // 4)
-        self._conn_step = max(1, settings.initial_window_size // 2)
-        self._conn_owed = 0  # consumed bytes whose connection WINDOW_UPDATE is not sent yet
+        self._window = Credit(self._h2, settings)
 
     # -- setup ---------------------------------------------------------------
 
     def initiate(self) -> None:
-        """Queue our SETTINGS (the one and only) and open the connection window.
-
-        The connection window is raised so that it never binds before the
-        per-stream windows do: a stream whose app reads slowly must not stall
-        its siblings. Memory stays bounded by streams x stream window.
-        """
+        """Queue our SETTINGS (the one and only) and open the connection window."""
         self._h2.initiate_connection()
-        self._open_connection_window()
+        self._window.open_connection_window()
 
     def initiate_upgrade(
         self, http2_settings: bytes, block: list[Header], body: bytes
@@ -133,24 +99,17 @@ class H2Core:
         """
         padded = http2_settings + b"=" * (-len(http2_settings) % 4)
         self._h2.initiate_upgrade_connection(padded)
-        self._open_connection_window()
+        self._window.open_connection_window()
         head = parse_request(block)
         # The body came over HTTP/1.1, outside HTTP/2 flow control: no credit owed.
-        self._streams[1] = _Stream(head, request_open=False, inbound=Inbound(flow_controlled=False))
+        rank = self._scheduler.admit(1, head, None)
+        self._streams[1] = _Stream(
+            head, False, inbound=Inbound(flow_controlled=False), rank=rank, priority=head.priority
+        )
         started: list[ev.Event] = [ev.RequestStarted(1, head, end_stream=not body)]
         if body:
             started.append(ev.RequestData(1, body, end_stream=True))
         return started
-
-    def _open_connection_window(self) -> None:
-        s = self.settings
-        # One stream window more than all streams can hold: the credit held
-        # back until a WINDOW_UPDATE is worth sending (< one window) never
-        # starves a stream that has window of its own.
-        wanted = min(MAX_WINDOW, (s.max_concurrent_streams + 1) * s.initial_window_size)
-        increment = wanted - self._h2.inbound_flow_control_window
-        if increment > 0:
-            self._h2.increment_flow_control_window(increment)
 
     # -- input ---------------------------------------------------------------
 
@@ -187,6 +146,14 @@ class H2Core:
             self._on_reset(event, out)
         elif isinstance(event, h2e.PriorityUpdated):
             self._on_priority(event, out)
+        elif isinstance(event, h2e.UnknownFrameReceived):
+            frame = event.frame
+            if isinstance(frame, ExtensionFrame) and frame.type == PRIORITY_UPDATE_TYPE:
+                self._on_priority_update(frame.stream_id, frame.body, out)
+        elif isinstance(event, h2e.RemoteSettingsChanged):
+            # RFC 9218 2.1: a client that says it sends no RFC 7540 signals
+            # has them ignored (its first SETTINGS, before any request)
+            self._scheduler.rfc7540 = self._h2.remote_settings.get(NO_RFC7540_PRIORITIES) != 1
         elif isinstance(event, (StreamRefused, StreamMalformed)):
             self._on_rejected_by_h2(event, out)
         elif isinstance(event, h2e.ConnectionTerminated):
@@ -207,14 +174,12 @@ class H2Core:
         except StreamViolation as exc:
             self._reject(sid, exc.error_code, str(exc), out)
             return
-        priority = event.priority_updated or self._early_priority.pop(sid, None)
-        if priority is not None:
-            _set_priority(head, priority)
         ended = event.stream_ended is not None
         if ended and head.content_length:  # RFC 9113 8.1.1: no DATA, yet a length
             self._reject(sid, ErrorCodes.PROTOCOL_ERROR, "body shorter than content-length", out)
             return
-        self._streams[sid] = _Stream(head=head, request_open=not ended)
+        rank = self._scheduler.admit(sid, head, event.priority_updated)
+        self._streams[sid] = _Stream(head, not ended, rank=rank, priority=head.priority)
         if head.list_size > self.settings.max_header_list_size:
             self.respond(sid, 431, [(b"content-length", b"0")], end_stream=True)
             out.append(
@@ -264,21 +229,39 @@ class H2Core:
             out.append(ev.StreamAborted(event.stream_id, code, by_peer=event.remote_reset))
 
     def _on_priority(self, event: h2e.PriorityUpdated, out: list[ev.Event]) -> None:
+        """RFC 7540 PRIORITY frame."""
         sid = event.stream_id or 0
         stream = self._streams.get(sid)
         if stream is None:
             if sid > self._highest_request:
-                self._remember_priority(sid, event)
+                self._scheduler.early_weights(sid, event)
             return
         # The head is the application's now: the change goes out as an event.
-        weight = event.weight if event.weight is not None else 16
-        out.append(ev.PriorityChanged(sid, weight, event.depends_on or 0, bool(event.exclusive)))
+        priority = self._scheduler.reweigh(sid, stream.priority, stream.rank, event)
+        self._reprioritized(sid, stream, priority, out)
 
-    def _remember_priority(self, sid: int, event: h2e.PriorityUpdated) -> None:
-        early = self._early_priority
-        early[sid] = event
-        if len(early) > self.settings.max_concurrent_streams:
-            del early[next(iter(early))]
+    def _on_priority_update(self, frame_sid: int, payload: bytes, out: list[ev.Event]) -> None:
+        """RFC 9218 7.1 PRIORITY_UPDATE: a new ``priority`` field for a
+        request stream, open or not opened yet (push streams are ours to
+        order: ignored)."""
+        try:
+            sid, value = parse_update(frame_sid, payload)
+        except ProtocolViolation as exc:
+            out.extend(self._terminate(exc.error_code, str(exc), by_peer=False))
+            return
+        stream = self._streams.get(sid)
+        if stream is not None:
+            priority = self._scheduler.update(stream.priority, stream.rank, value)
+            self._reprioritized(sid, stream, priority, out)
+        elif sid % 2 and sid > self._highest_request:
+            self._scheduler.early_field(sid, value)
+
+    def _reprioritized(
+        self, sid: int, stream: _Stream, priority: StreamPriority, out: list[ev.Event]
+    ) -> None:
+        if priority != stream.priority:
+            stream.priority = priority
+            out.append(ev.PriorityChanged(sid, priority))
 
     def _on_rejected_by_h2(
         self, event: StreamRefused | StreamMalformed, out: list[ev.Event]
@@ -303,10 +286,16 @@ class H2Core:
     def respond(
         self, stream_id: int, status: int, headers: list[Header], end_stream: bool = False
     ) -> None:
-        """Send the response head. ``headers`` must be lowercase and checked."""
-        self._served(stream_id)
+        """Send the response head. ``headers`` must be lowercase and checked.
+
+        A ``priority`` field among them orders the response's bytes from now
+        on (RFC 9218 8: the server may combine signals its own way)."""
+        stream = self._served(stream_id)
         block = [(b":status", str(status).encode()), *headers]
         if status >= 200:
+            for name, value in headers:
+                if name == b"priority":
+                    self._scheduler.fix(stream.rank, value)
             self._h2.send_response_headers(stream_id, block, end_stream)
         else:  # h2 knows what a 1xx may and may not do
             self._h2.send_headers(stream_id, block, end_stream=end_stream)
@@ -396,33 +385,10 @@ class H2Core:
         self._credit(stream_id, stream, nbytes)
 
     def _credit(self, sid: int, stream: _Stream | None, nbytes: int) -> None:
-        """Give receive window back as the app reads.
-
-        A WINDOW_UPDATE goes out once a quarter of a stream window (half of
-        one for the connection) is owed, so a client streaming a body never
-        waits for a half-window round trip (h2's own policy), and the amount
-        held back stays below one window.
-        """
-        if nbytes <= 0 or self.terminated:
-            return
-        self._conn_owed += nbytes
-        if self._conn_owed >= self._conn_step:
-            self._h2.increment_flow_control_window(self._conn_owed)
-            self._conn_owed = 0
-        if stream is not None and stream.request_open:
-            stream.owed += nbytes
-            if stream.owed >= self._stream_step:
-                self._reopen(sid, stream.owed)
-                stream.owed = 0
-
-    def _reopen(self, sid: int, nbytes: int) -> None:
-        """Stream WINDOW_UPDATE, unless h2 closed the stream meanwhile:
-        events are translated after h2 read a whole batch, so a later frame
-        of the same read (END_STREAM, RST_STREAM) may have closed it."""
-        try:
-            self._h2.increment_flow_control_window(nbytes, sid)
-        except ProtocolError:  # StreamClosedError
-            pass
+        """Give receive window back as the app reads (see ``flow.Credit``)."""
+        if not self.terminated:
+            open_request = stream.inbound if stream is not None and stream.request_open else None
+            self._window.give(sid, open_request, nbytes)
 
     def counts(self, stream_id: int) -> tuple[Inbound, Outbound]:
         """A served stream's body counts, which a session may read (from any
@@ -453,46 +419,51 @@ class H2Core:
         the rest. Returns the ids of streams that sent something, so the
         driver can wake applications waiting for buffer room.
         """
-        progressed: set[int] = set()
-        if self.terminated or self.hold_output:
+        self.capped = False
+        if self.terminated or self.hold_output or not self._sending:
             return []
-        pending = list(self._sending.items())
+        sending = self._sending
+        progressed: dict[int, None] = {}
         max_frame = self._h2.max_outbound_frame_size
         output = self._h2.output_buffer
-        self.capped = False
-        while pending:
-            still: list[tuple[int, _Stream]] = []
-            for sid, stream in pending:
-                if budget is not None and len(output) >= budget:
-                    self.capped = True  # the rest waits for the next flush
-                    return list(progressed)
-                status = self._send_some(sid, stream, max_frame)
-                if status == _BLOCKED:
-                    if stream.out.blocked_since is None:
-                        stream.out.blocked_since = now
-                    continue
-                progressed.add(sid)
-                if status == _MORE:
-                    still.append((sid, stream))
-            pending = still
+
+        def send(sid: int) -> Sent:
+            stream = sending[sid]
+            sent = self._send_some(sid, stream, max_frame)
+            if sent is None:
+                if stream.out.blocked_since is None:
+                    stream.out.blocked_since = now
+            else:
+                progressed[sid] = None
+            return sent
+
+        def full() -> bool:
+            return budget is not None and len(output) >= budget
+
+        ranks = {sid: stream.rank for sid, stream in sending.items()}
+        self.capped = self._scheduler.run(ranks, send, full)  # the rest waits if capped
         return list(progressed)
 
-    def _send_some(self, sid: int, stream: _Stream, max_frame: int) -> int:
-        """Send one frame's worth for a stream: _DONE, _MORE or _BLOCKED."""
+    def _send_some(self, sid: int, stream: _Stream, max_frame: int) -> Sent:
+        """Send one frame's worth for a stream: (body bytes, done), or None
+        if its window is closed."""
         out = stream.out
         if out.chunks:
             window = self._h2.local_flow_control_window(sid)
             if window <= 0:
-                return _BLOCKED
+                return None
             out.blocked_since = None
             piece = out.take(min(window, max_frame))
             last = out.ends_on_data
             self._h2.send_data_frame(sid, piece, end_stream=last)
             if last:
                 self._finish(sid)
-                return _DONE
+                return len(piece), True
             if out.chunks:
-                return _MORE
+                return len(piece), False
+            size = len(piece)
+        else:
+            size = 0
         self._sending.pop(sid, None)
         if out.end_queued:
             if out.trailers is not None:
@@ -500,7 +471,7 @@ class H2Core:
             else:
                 self._h2.end_stream(sid)
             self._finish(sid)
-        return _DONE
+        return size, True
 
     def _finish(self, sid: int) -> None:
         """Our side of the stream is complete; stop a client still uploading."""
@@ -620,6 +591,7 @@ class H2Core:
         if stream is None:
             return None
         self._sending.pop(sid, None)
+        self._scheduler.forget(sid)
         if reset is not None and not self.terminated:
             self._reset_stream(sid, reset)
         # The stream is gone: only the connection window is owed.
@@ -628,10 +600,3 @@ class H2Core:
         inbound.acked = inbound.received
         self._credit(sid, None, unread)
         return stream
-
-
-def _set_priority(head: RequestHead, event: h2e.PriorityUpdated) -> None:
-    """RFC 9113 5.3 values as the client sent them (defaults where absent)."""
-    head.priority_weight = event.weight if event.weight is not None else 16
-    head.priority_depends_on = event.depends_on or 0
-    head.priority_exclusive = bool(event.exclusive)

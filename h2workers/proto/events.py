@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from h2.errors import ErrorCodes
 
 from h2workers.proto.headers import Header, RequestHead
+from h2workers.proto.priority import StreamPriority
 
 
 @dataclass(slots=True)
@@ -65,12 +66,11 @@ class StreamRejected:
 
 @dataclass(slots=True)
 class PriorityChanged:
-    """RFC 9113 5.3 priority for a stream, from HEADERS or PRIORITY."""
+    """A PRIORITY or PRIORITY_UPDATE frame changed a served stream's
+    priority: ``priority`` is the whole new value the application sees."""
 
     stream_id: int
-    weight: int
-    depends_on: int
-    exclusive: bool
+    priority: StreamPriority
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from h2workers.errors import StreamViolation
+from h2workers.proto.priority import DEFAULT_PRIORITY, StreamPriority
 
 Header = tuple[bytes, bytes]
 
@@ -40,10 +41,9 @@ class RequestHead:
     headers: list[Header]
     content_length: int | None = None
     list_size: int = 0  # RFC 9113 6.5.2 size: names + values + 32 octets a field
-    # RFC 9113 5.3 priority as sent in HEADERS or PRIORITY (defaults if none)
-    priority_weight: int = 16
-    priority_depends_on: int = 0
-    priority_exclusive: bool = False
+    # what the app sees of its priority (both schemes; the core fills it in)
+    priority: StreamPriority = DEFAULT_PRIORITY
+    priority_field: bytes | None = None  # the RFC 9218 ``priority`` header, joined
     protocol: bytes | None = None  # RFC 8441 extended CONNECT's :protocol (b"websocket")
 
 
@@ -93,6 +93,7 @@ def parse_request(block: list[Header], extended_connect: bool = False) -> Reques
     headers: list[Header] = []
     cookies: list[bytes] = []
     content_length: int | None = None
+    priority: bytes | None = None
     list_size = 32 * len(block)
     for name, value in block:
         list_size += len(name) + len(value)
@@ -112,6 +113,8 @@ def parse_request(block: list[Header], extended_connect: bool = False) -> Reques
             continue
         if name == b"content-length":
             content_length = _parse_content_length(value, content_length)
+        elif name == b"priority":  # RFC 8941: a dictionary split over fields joins
+            priority = value if priority is None else priority + b"," + value
         elif name == b"host":
             if b":host" in pseudo:
                 raise StreamViolation("repeated host header")
@@ -121,6 +124,7 @@ def parse_request(block: list[Header], extended_connect: bool = False) -> Reques
         headers.append((b"cookie", b"; ".join(cookies)))
     head = _head_from_pseudo(pseudo, headers, content_length)
     head.list_size = list_size
+    head.priority_field = priority
     return head
 
 

@@ -40,6 +40,7 @@ from h2.exceptions import (
     TooManyStreamsError,
 )
 from h2.frame_buffer import FrameBuffer
+from h2.settings import SettingCodes, Settings
 from h2.stream import StreamClosedBy, StreamInputs, StreamState
 from hpack import HPACKError
 from hyperframe.flags import Flags
@@ -53,6 +54,8 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
+
+from h2workers.config import H2Settings
 
 _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
 END_STREAM, END_HEADERS, PADDED, ACK = 0x1, 0x4, 0x8, 0x1
@@ -513,3 +516,46 @@ def new_server_connection(**config: Any) -> ServerConnection:
     from h2.config import H2Configuration
 
     return ServerConnection(config=H2Configuration(client_side=False, **config))
+
+
+def configured_connection(settings: H2Settings) -> ServerConnection:
+    """The core's h2 connection: our SETTINGS and limits from ``settings``.
+
+    Inbound header validation is off (``headers.parse_request`` does it per
+    stream), outbound too (the response modules hand over checked
+    headers)."""
+    conn = new_server_connection(
+        header_encoding=None,
+        validate_inbound_headers=False,
+        normalize_inbound_headers=False,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
+    ours: dict[SettingCodes | int, int] = {
+        SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+        SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
+        SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
+        SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+        # RFC 9218 2.1: we schedule by RFC 9218 signals (RFC 7540 ones from
+        # clients that still send them count where no RFC 9218 one does)
+        NO_RFC7540_PRIORITIES: 1,
+    }
+    if settings.enable_connect_protocol:  # RFC 8441, for a driver that serves WebSockets
+        ours[SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
+    conn.local_settings = Settings(client=False, initial_values=ours)  # type: ignore[arg-type]
+    # HPACK bomb guard: past twice the advertised limit decoding stops and
+    # the connection ends (GOAWAY ENHANCE_YOUR_CALM); between the two the
+    # block is decoded (HPACK state stays in sync) and the one request is
+    # answered 431, RFC 9113 10.5.1.
+    conn.decoder.max_header_list_size = 2 * settings.max_header_list_size
+    conn.incoming_buffer.max_header_block = 2 * settings.max_header_list_size
+    conn.resets = TokenBucket(
+        "stream reset", settings.max_reset_streams, settings.reset_streams_per_second
+    )
+    conn.controls = TokenBucket(
+        "control frame", settings.max_control_frames, settings.control_frames_per_second
+    )
+    # h2 reads this from local_settings only in __init__ or on a SETTINGS ACK
+    # that changes it; initial values change nothing, so set it here.
+    conn.max_inbound_frame_size = settings.max_frame_size
+    return conn

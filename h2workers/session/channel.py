@@ -24,7 +24,7 @@ from h2.errors import ErrorCodes
 
 from h2workers.errors import StreamClosed
 from h2workers.proto.headers import Header
-from h2workers.session.session import Session
+from h2workers.session.session import PUSHES_PER_CONNECTION, PUSHES_PER_STREAM, Session
 from h2workers.session.stream import Stream, StreamState
 
 Post = Callable[..., None]  # post(command, *args): run command(*args) on the session's thread
@@ -129,10 +129,18 @@ class StreamChannel:
         return self.session.core.can_push
 
     def push(self, block: list[Header]) -> bool:
-        """PUSH_PROMISE the request ``block``; its app runs on the promised
-        stream (the session's thread: ASGI tasks and green threads share it)."""
+        """PUSH_PROMISE the request ``block`` (on the session's thread, in
+        order with this stream's other commands); its app runs on the
+        promised stream. False if the client takes no push or a cap is
+        reached (read here without a lock: the session checks again)."""
         self._check()
-        return self.session.push(self.stream, block)
+        session, stream = self.session, self.stream
+        if not self.can_push or stream.pushes >= PUSHES_PER_STREAM:
+            return False
+        if session.pushed >= PUSHES_PER_CONNECTION:
+            return False
+        self.post(session.push, stream, block)
+        return True
 
     def end(self) -> None:
         """End the response where it stands (END_STREAM after what is queued);

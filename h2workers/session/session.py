@@ -170,7 +170,7 @@ class Session:
             elif isinstance(event, ev.PriorityChanged):
                 stream = streams.get(event.stream_id)
                 if stream is not None:
-                    stream.reprioritize(event.weight, event.depends_on)
+                    stream.reprioritize(event.priority)
         for stream in started:
             # A stream reset by a later frame of the same read never runs its
             # app, and an app that runs at once (a direct driver) never sees

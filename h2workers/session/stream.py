@@ -29,6 +29,7 @@ from h2.errors import ErrorCodes
 from h2workers.proto.flow import Inbound
 from h2workers.proto.headers import RequestHead
 from h2workers.proto.outbound import Outbound
+from h2workers.proto.priority import StreamPriority
 
 
 class StreamState(enum.Enum):
@@ -118,11 +119,11 @@ class Stream:
         self.posted = 0  # response bytes the app handed over
         self.pushes = 0  # PUSH_PROMISEs sent on this stream (the session's count)
         self.waiter: Waiter | None = None  # set while the app side waits
-        # RFC 9113 5.3 (weight, depends_on): from the head, then PRIORITY frames
-        self.priority = (head.priority_weight, head.priority_depends_on)
+        # from the head, then PRIORITY and PRIORITY_UPDATE frames
+        self.priority = head.priority
         # Set by the app layer to show changes (the WSGI environ's keys);
         # watch_priority tells how the two sides share them.
-        self.priority_listener: Callable[[int, int], None] | None = None
+        self.priority_listener: Callable[[StreamPriority], None] | None = None
 
     def move(self, event: StreamEvent) -> bool:
         """Apply ``event``; False if it changes nothing (see TRANSITIONS)."""
@@ -132,14 +133,14 @@ class Stream:
         self.state = after
         return True
 
-    def reprioritize(self, weight: int, depends_on: int) -> None:
-        """A PRIORITY frame changed it (the session's side)."""
-        self.priority = priority = (weight, depends_on)
+    def reprioritize(self, priority: StreamPriority) -> None:
+        """A PRIORITY or PRIORITY_UPDATE frame changed it (the session's side)."""
+        self.priority = priority
         listener = self.priority_listener
         if listener is not None:
-            listener(*priority)
+            listener(priority)
 
-    def watch_priority(self, listener: Callable[[int, int], None]) -> None:
+    def watch_priority(self, listener: Callable[[StreamPriority], None]) -> None:
         """Show ``listener`` the priority now and at each change.
 
         Called on the application side, without a lock: the listener is
@@ -150,7 +151,7 @@ class Stream:
         self.priority_listener = listener
         while True:
             priority = self.priority
-            listener(*priority)
+            listener(priority)
             if self.priority is priority:
                 break
         if self.state is not OPEN:  # released meanwhile: see Session._release

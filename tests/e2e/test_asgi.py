@@ -5,11 +5,9 @@ the ASGI twin of the test app."""
 
 from __future__ import annotations
 
-import h2.events as h2e
 import pytest
 from h2.errors import ErrorCodes
 
-from tests.apps import HELLO
 from tests.conftest import ASGI_WORKER
 
 from .util import H2Client, h1_request, wait_for_file
@@ -85,73 +83,3 @@ def test_a_client_gone_mid_response_is_a_disconnect_and_a_failed_send(server, pr
         wait_for_file(srv.state_dir / "disconnect-h1", timeout=5)
         wait_for_file(srv.state_dir / "send-failed-h1", timeout=5)
     assert h1_request(srv.port, "/hello").status == 200
-
-
-# -- server push (http.response.push) --------------------------------------------------
-
-
-def _pushes(client):
-    return [e for e in client.events if isinstance(e, h2e.PushedStreamReceived)]
-
-
-@pytest.mark.usefixtures("asgi")
-@pytest.mark.parametrize("form", ["message", "call"])
-def test_push_promises_and_the_app_serves_the_promised_streams(server, form):
-    srv = server(tls=False)
-    with H2Client(srv.port) as client:
-        page = client.request("/push" + ("?call=1" if form == "call" else ""))
-        client.wait(lambda: len(_pushes(client)) == 2 and client.streams[page].done)
-        assert client.streams[page].header(b"x-push-offered") == b"yes"
-        promised = {dict(e.headers)[b":path"]: e for e in _pushes(client)}
-        assert set(promised) == {b"/hello", b"/pieces?bytes=1000"}
-        for event in promised.values():
-            assert event.parent_stream_id == page and event.pushed_stream_id % 2 == 0
-            headers = dict(event.headers)
-            assert headers[b":method"] == b"GET" and headers[b"x-pushed"] == b"1"
-            assert headers[b":authority"] == client.authority
-            sid = event.pushed_stream_id
-            client.wait(lambda sid=sid: sid in client.streams and client.streams[sid].done)
-            assert client.streams[sid].status == 200
-        assert bytes(client.streams[promised[b"/hello"].pushed_stream_id].data) == HELLO
-        assert len(client.streams[promised[b"/pieces?bytes=1000"].pushed_stream_id].data) == 1000
-
-
-@pytest.mark.usefixtures("asgi")
-def test_no_push_when_the_client_disabled_it_or_over_http11(server):
-    from h2.settings import SettingCodes
-
-    srv = server(tls=False)
-    with H2Client(srv.port) as client:
-        client.conn.update_settings({SettingCodes.ENABLE_PUSH: 0})
-        client.flush()
-        state = client.response(client.request("/push"))
-        assert state.header(b"x-push-offered") == b"no" and not _pushes(client)
-    assert h1_request(srv.port, "/push").header("x-push-offered") == "no"
-
-
-@pytest.mark.usefixtures("asgi")
-def test_pushes_are_capped_per_request(server):
-    from h2workers.session.session import PUSHES_PER_STREAM
-
-    srv = server(tls=False)
-    with H2Client(srv.port) as client:
-        client.ignore_stream_limit()
-        page = client.request(f"/push?n={PUSHES_PER_STREAM + 10}")
-        client.wait(lambda: client.streams[page].done, what="the page")
-        assert len(_pushes(client)) == PUSHES_PER_STREAM
-        assert client.get("/hello").status == 200
-
-
-@pytest.mark.usefixtures("asgi")
-def test_a_client_reset_of_a_promised_stream_costs_that_stream_only(server):
-    srv = server(tls=False)
-    with H2Client(srv.port, auto_ack=False) as client:
-        page = client.request("/push")
-        client.wait(lambda: len(_pushes(client)) == 2, what="the promises")
-        for event in _pushes(client):
-            client.conn.reset_stream(event.pushed_stream_id, ErrorCodes.CANCEL)
-        client.flush()
-        client.auto_ack = True
-        client.wait(lambda: client.streams[page].done, what="the page")
-        assert client.streams[page].status == 200
-        assert not client.goaways() and client.get("/hello").status == 200

@@ -8,6 +8,8 @@ import json
 import httpx
 import pytest
 
+from tests.frames import priority_update
+
 from .util import H2Client, h1_request
 
 # Keys that differ between the protocols by nature.
@@ -18,6 +20,7 @@ PROTOCOL_SPECIFIC = {
     "HTTP_CONNECTION",
     "gunicorn.http2.priority_weight",
     "gunicorn.http2.priority_depends_on",
+    "h2workers.priority",
 }
 PATHS = [
     "/environ",
@@ -193,6 +196,25 @@ def test_priority_defaults(trusted_h2c):
     environ = _h2_environ(trusted_h2c, "/environ")
     assert environ["gunicorn.http2.priority_weight"] == 16
     assert environ["gunicorn.http2.priority_depends_on"] == 0
+    assert environ["h2workers.priority"] == {"urgency": 3, "incremental": False}
+
+
+def test_rfc9218_priority_header(trusted_h2c):
+    with H2Client(trusted_h2c.port) as client:
+        environ = client.get("/environ", headers=[("priority", "u=1, i")]).json()
+    assert environ["h2workers.priority"] == {"urgency": 1, "incremental": True}
+
+
+def test_priority_update_during_request_body(trusted_h2c):
+    """A PRIORITY_UPDATE (RFC 9218 7.1) for a stream already running reaches the app."""
+    with H2Client(trusted_h2c.port) as client:
+        sid = client.request("/environ?read=1&hint=1", "POST", end=False)
+        client.wait(lambda: bool(client.streams[sid].informational), what="103 from the app")
+        client.send_raw(priority_update(sid, b"u=0"))
+        client.send_body(sid, b"body", end=True)
+        environ = client.response(sid).json()
+    assert environ["h2workers.priority"] == {"urgency": 0, "incremental": False}
+    assert environ["gunicorn.http2.priority_weight"] == 16
 
 
 def test_priority_from_headers_frame(trusted_h2c):

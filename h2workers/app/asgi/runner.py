@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
+from h2workers.app.push import promise_block
 from h2workers.app.request import ResponseInfo
 from h2workers.app.response import check_headers, has_no_body
 from h2workers.errors import InvalidResponse, RequestRejected, StreamClosed
@@ -225,17 +226,12 @@ class ASGIStream:
         if "http.response.push" not in self.scope.get("extensions", {}) or self._ended:
             return False
         path = message["path"]
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidResponse(f"http.response.push needs an absolute path, got {path!r}")
-        authority = next((v for n, v in self.scope["headers"] if n == b"host"), b"")
-        block: list[Header] = [
-            (b":method", b"GET"),
-            (b":scheme", self.scope["scheme"].encode()),
-            (b":authority", authority),
-            (b":path", path.encode("latin-1")),
-        ]
+        if not isinstance(path, str):
+            raise InvalidResponse(f"http.response.push needs a path, got {path!r}")
+        scope = self.scope
+        authority = next((v for n, v in scope["headers"] if n == b"host"), b"")
         extra, _ = check_headers(message.get("headers", []))
-        block += extra
+        block = promise_block(scope["scheme"].encode(), authority, scope["headers"], path, extra)
         return bool(self.channel.push(block))
 
     async def _pathsend(self, message: Message) -> None:

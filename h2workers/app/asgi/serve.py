@@ -27,6 +27,7 @@ from h2workers.app.hooks import HookContext, request_hooks
 from h2workers.app.request import RequestInfo
 from h2workers.errors import RequestRejected, StreamClosed
 from h2workers.proto.headers import RequestHead
+from h2workers.proto.priority import StreamPriority
 from h2workers.session.stream import Stream, StreamState
 
 
@@ -146,14 +147,16 @@ async def serve_websocket(
         exchange.logged = ws.info
 
 
-def _priority_extension(scope: Scope) -> Callable[[int, int], None]:
-    """``http.response.priority`` as Gunicorn's asgi worker names it (RFC
-    7540 weight and parent), kept current as PRIORITY frames arrive."""
-    shown: dict[str, int] = {}
+def _priority_extension(scope: Scope) -> Callable[[StreamPriority], None]:
+    """``http.response.priority``: Gunicorn's asgi worker's keys (RFC 7540
+    ``weight`` and ``depends_on``) and RFC 9218's ``urgency`` and
+    ``incremental``, kept current as PRIORITY and PRIORITY_UPDATE frames
+    arrive."""
+    shown: dict[str, int | bool] = {}
     scope["extensions"]["http.response.priority"] = shown
 
-    def show(weight: int, depends_on: int) -> None:
-        shown["weight"], shown["depends_on"] = weight, depends_on
+    def show(priority: StreamPriority) -> None:
+        shown.update(priority.as_dict())
 
     return show
 

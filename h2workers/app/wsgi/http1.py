@@ -18,6 +18,7 @@ as an ``Upgrade`` (RFC 7540 3.2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from gunicorn import util
@@ -25,6 +26,7 @@ from gunicorn.http import RequestParser
 from gunicorn.http import wsgi as gwsgi
 
 from h2workers.app.hooks import request_hooks
+from h2workers.app.push import preload
 from h2workers.app.response import encode_headers
 from h2workers.app.wsgi.context import ServeContext
 from h2workers.proto.headers import Header
@@ -118,6 +120,10 @@ class H1Exchange:
             if "wsgi.early_hints" not in environ:
                 environ["wsgi.early_hints"] = self._early_hints_sender(resp)
             environ["gunicorn.http2.send_trailers"] = self._set_trailers
+            # no push over HTTP/1.1: the links go out as 103 Early Hints
+            environ["h2workers.preload"] = partial(
+                preload, pusher=None, early_hints=environ["wsgi.early_hints"]
+            )
             if not keepalive_allowed:
                 resp.force_close()
             try:

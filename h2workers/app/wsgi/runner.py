@@ -13,10 +13,12 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
+from h2workers.app.push import Pusher, preload
 from h2workers.app.request import RequestInfo, ResponseInfo
 from h2workers.app.response import InvalidResponse, encode_headers, has_no_body, parse_status
 from h2workers.errors import RequestRejected, StreamClosed
@@ -187,7 +189,12 @@ class WSGIStream:
     """Serves one stream: call the app, send what it returns."""
 
     def __init__(
-        self, app: WSGIApp, channel: Channel, environ: dict[str, Any], req: RequestInfo
+        self,
+        app: WSGIApp,
+        channel: Channel,
+        environ: dict[str, Any],
+        req: RequestInfo,
+        pusher: Pusher | None = None,
     ) -> None:
         self.app = app
         self.channel = channel
@@ -209,6 +216,9 @@ class WSGIStream:
         environ["wsgi.input"] = self._input
         environ["wsgi.early_hints"] = self.early_hints
         environ["gunicorn.http2.send_trailers"] = self.send_trailers
+        if pusher is not None:
+            environ["gunicorn.http2.push"] = pusher.until(lambda: self._ended)
+        environ["h2workers.preload"] = partial(preload, pusher=pusher, early_hints=self.early_hints)
 
     # -- the WSGI callables --------------------------------------------------
 

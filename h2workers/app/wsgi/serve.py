@@ -15,21 +15,27 @@ from typing import Any
 from h2.errors import ErrorCodes
 
 from h2workers.app.hooks import request_hooks
+from h2workers.app.push import Pusher
 from h2workers.app.request import RequestInfo
 from h2workers.app.wsgi.context import ServeContext
 from h2workers.app.wsgi.environ import EnvironBuilder, RequestRejected
 from h2workers.app.wsgi.runner import Channel, WSGIStream, reject
 from h2workers.errors import StreamClosed
+from h2workers.proto.priority import StreamPriority
 from h2workers.session.channel import SyncChannel
 from h2workers.session.stream import StreamState
 
 
 def serve_stream(
-    ctx: ServeContext, channel: Channel, environ: dict[str, Any], req: RequestInfo
+    ctx: ServeContext,
+    channel: Channel,
+    environ: dict[str, Any],
+    req: RequestInfo,
+    pusher: Pusher | None = None,
 ) -> None:
     """Serve one stream inside the worker's hooks, error log and access log."""
     with request_hooks(ctx, req, environ) as exchange:
-        stream = WSGIStream(ctx.app, channel, environ, req)
+        stream = WSGIStream(ctx.app, channel, environ, req, pusher)
         exchange.response = stream.info  # the hooks see it even if run() fails
         stream.run()  # never raises: a failure becomes a 500 or a reset
         if stream.error is not None:
@@ -51,7 +57,9 @@ def serve_h2(ctx: ServeContext, channel: SyncChannel) -> None:
             return
         environ["wsgi.multithread"] = ctx.multithread
         stream.watch_priority(_priority_keys(environ, req))
-        serve_stream(ctx, channel, environ, req)
+        head = stream.head
+        pusher = Pusher(channel, head.scheme or b"", head.authority or b"", head.headers)
+        serve_stream(ctx, channel, environ, req, pusher)
     except StreamClosed:
         pass
     except Exception:
@@ -73,12 +81,17 @@ def _environ_builder(ctx: ServeContext, session: Any) -> EnvironBuilder:
     return builder
 
 
-def _priority_keys(environ: dict[str, Any], req: RequestInfo) -> Callable[[int, int], None]:
-    """Keep the Gunicorn priority keys (and the request's fields) current."""
+def _priority_keys(environ: dict[str, Any], req: RequestInfo) -> Callable[[StreamPriority], None]:
+    """Keep the priority keys (and the request's fields) current: Gunicorn's
+    RFC 7540 pair, and ``h2workers.priority`` with RFC 9218's values."""
 
-    def show(weight: int, depends_on: int) -> None:
-        req.priority_weight, req.priority_depends_on = weight, depends_on
-        environ["gunicorn.http2.priority_weight"] = weight
-        environ["gunicorn.http2.priority_depends_on"] = depends_on
+    def show(priority: StreamPriority) -> None:
+        req.priority_weight, req.priority_depends_on = priority.weight, priority.depends_on
+        environ["gunicorn.http2.priority_weight"] = priority.weight
+        environ["gunicorn.http2.priority_depends_on"] = priority.depends_on
+        environ["h2workers.priority"] = {
+            "urgency": priority.urgency,
+            "incremental": priority.incremental,
+        }
 
     return show
