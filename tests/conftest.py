@@ -228,8 +228,9 @@ def _http1_probe(port: int, tls: TLSFiles | None) -> bool:
                 if not piece:
                     break
                 data += piece
-            # An h2-only cleartext port answers HTTP/1.1 with GOAWAY: up all the same.
-            return data.startswith(b"HTTP/1.1 200") or data[3:4] == b"\x07"
+            # Any response means up (an example app may have no /hello); an
+            # h2-only cleartext port answers HTTP/1.1 with GOAWAY: up all the same.
+            return data.startswith(b"HTTP/1.1 ") or data[3:4] == b"\x07"
     except OSError:
         return False
 

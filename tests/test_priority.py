@@ -136,15 +136,17 @@ def test_non_incremental_streams_go_in_stream_order():
     assert received.get(5, 0) == 0
 
 
-def test_server_priority_header_overrides_the_client():
+def test_server_priority_header_overrides_the_client_until_it_updates():
     raw = slow_client()
-    open_streams(raw, (1, [(b"priority", b"u=0")], None), (3, [(b"priority", b"u=0")], None))
+    open_streams(raw, (1, [(b"priority", b"u=0")], None), (3, [(b"priority", b"u=1")], None))
     raw.core.respond(1, 200, [(b"priority", b"u=7")])
     raw.core.send_body(1, b"x" * SIZE, end_stream=True)
     respond_all(raw, [3])
-    raw.send(priority_update(1, b"u=0"))  # the app's choice stays
-    received = read_until(raw, complete(3))
-    assert received.get(1, 0) < SIZE / 10
+    received = read_until(raw, lambda r: r.get(3, 0) >= SIZE // 4)
+    assert received.get(1, 0) < STEP  # the app's u=7 put it last
+    raw.send(priority_update(1, b"u=0"))  # the newest signal wins
+    received = read_until(raw, complete(1))
+    assert received.get(3, 0) < STEP
 
 
 def test_early_priority_update_applies_when_the_request_arrives():

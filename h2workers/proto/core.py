@@ -289,13 +289,13 @@ class H2Core:
         """Send the response head. ``headers`` must be lowercase and checked.
 
         A ``priority`` field among them orders the response's bytes from now
-        on (RFC 9218 8: the server may combine signals its own way)."""
+        on, until the client sends a newer signal (RFC 9218 8)."""
         stream = self._served(stream_id)
         block = [(b":status", str(status).encode()), *headers]
         if status >= 200:
             for name, value in headers:
                 if name == b"priority":
-                    self._scheduler.fix(stream.rank, value)
+                    self._scheduler.answer(stream.rank, value)
             self._h2.send_response_headers(stream_id, block, end_stream)
         else:  # h2 knows what a 1xx may and may not do
             self._h2.send_headers(stream_id, block, end_stream=end_stream)

@@ -205,9 +205,9 @@ class DependencyTree:
             step = parent
 
     def _bound(self) -> None:
-        excess = len(self.nodes) - len(self.served) - self.limit
-        if excess <= 0:
+        """Drop the oldest idle nodes past ``limit`` (their children move up)."""
+        if len(self.nodes) <= self.limit:
             return
-        idle = [sid for sid in self.nodes if sid not in self.served][:excess]
-        for sid in idle:
+        idle = [sid for sid in self.nodes if sid not in self.served]
+        for sid in idle[: len(idle) - self.limit]:
             self.remove(sid)

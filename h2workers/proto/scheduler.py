@@ -12,9 +12,10 @@ Each flush, the streams with something queued are put in lanes by their
 - a stream without any signal is RFC 9218's default: urgency 3, not
   incremental.
 
-Which signal counts (RFC 9218 wins over RFC 7540; the application's
-``priority`` response header wins over the client's) is decided by the core
-as signals arrive, and kept in the ``Rank``.
+Which signal counts is decided as signals arrive and kept in the ``Rank``:
+an RFC 9218 one wins over RFC 7540 ones (RFC 9218 2.1); among RFC 9218 ones
+the newest wins, whether it is the client's (the ``priority`` header, a
+PRIORITY_UPDATE) or the application's (a ``priority`` response header).
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ class Rank:
     urgency: int = DEFAULT_URGENCY
     incremental: bool = False
     signalled: bool = False  # an RFC 9218 signal arrived: RFC 7540 ones no longer count
-    fixed: bool = False  # the application set it: the client's signals no longer count
     in_tree: bool = False  # scheduled by its RFC 7540 dependencies
 
 
@@ -108,11 +108,12 @@ class Scheduler:
         """A PRIORITY_UPDATE for a served stream (RFC 9218 7): its new priority."""
         return self._signal(priority, rank, value)
 
-    def fix(self, rank: Rank, value: bytes) -> None:
-        """The application's response carries a ``priority`` field: from now
-        on it decides (RFC 9218 8 lets a server combine signals its way)."""
+    def answer(self, rank: Rank, value: bytes) -> None:
+        """The application's response carries a ``priority`` field: it
+        orders the response from now on, until the client sends a newer
+        signal (RFC 9218 8 lets a server combine signals its own way)."""
         rank.urgency, rank.incremental = parse_field(value, rank.urgency, rank.incremental)
-        rank.fixed, rank.in_tree = True, False
+        rank.signalled, rank.in_tree = True, False
 
     def forget(self, sid: int) -> None:
         self.tree.remove(sid)
@@ -124,14 +125,13 @@ class Scheduler:
         depends_on = event.depends_on or 0
         if self.rfc7540:
             self.tree.set(sid, weight, depends_on, bool(event.exclusive))
-            rank.in_tree = not (rank.signalled or rank.fixed)
+            rank.in_tree = not rank.signalled
         return replace(priority, weight=weight, depends_on=depends_on)
 
     def _signal(self, priority: StreamPriority, rank: Rank, value: bytes) -> StreamPriority:
         priority = priority.with_field(value)
-        if not rank.fixed:
-            rank.urgency, rank.incremental = priority.urgency, priority.incremental
-            rank.signalled, rank.in_tree = True, False  # RFC 9218 2.1: it wins
+        rank.urgency, rank.incremental = priority.urgency, priority.incremental
+        rank.signalled, rank.in_tree = True, False  # RFC 9218 2.1: it wins
         return priority
 
     # -- turns ---------------------------------------------------------------

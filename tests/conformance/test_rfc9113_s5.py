@@ -9,6 +9,7 @@ import pytest
 
 from h2workers.config import H2Settings
 from h2workers.proto import events as ev
+from h2workers.proto.priority import StreamPriority
 
 from .util import (
     CANCEL,
@@ -81,7 +82,7 @@ def test_priority_on_idle_stream_leaves_it_idle():
     assert peer.exchange(priority(5, 0, 200)) == []
     peer.open(3)
     peer.open(5)
-    assert peer.started()[-1].head.priority_weight == 201  # remembered from PRIORITY
+    assert peer.started()[-1].head.priority.weight == 201  # remembered from PRIORITY
 
 
 # -- 5.1 open ------------------------------------------------------------------------
@@ -389,12 +390,15 @@ def test_priority_depending_on_itself_is_protocol_error():
 )
 def test_priority_values_are_reported(weight, depends_on, exclusive):
     """5.3.2 / 6.3: PRIORITY with any weight (1-256), a dependency and the
-    exclusive flag is accepted and reported to the application."""
+    exclusive flag is accepted and reported to the application (which sees
+    the weight and the parent; the exclusive flag shapes the scheduler's
+    dependency tree)."""
     peer = Peer()
     peer.open(1, end_stream=False, block=POST)
     peer.open(3, end_stream=False, block=POST)
     assert peer.exchange(priority(3, depends_on, weight, exclusive)) == []
-    assert peer.events[-1] == ev.PriorityChanged(3, weight + 1, depends_on, exclusive)
+    reported = StreamPriority(weight=weight + 1, depends_on=depends_on)
+    assert peer.events[-1] == ev.PriorityChanged(3, reported)
 
 
 def test_no_rfc7540_priorities_setting_other_than_0_or_1():

@@ -126,8 +126,7 @@ def test_headers_with_padding_and_priority():
     assert peer.exchange(peer.request(3, priority=(1, 63, True), pad=3)) == []
     one, three = peer.started()
     assert one.head.path == three.head.path == b"/"
-    assert (three.head.priority_weight, three.head.priority_depends_on) == (64, 1)
-    assert three.head.priority_exclusive
+    assert (three.head.priority.weight, three.head.priority.depends_on) == (64, 1)
 
 
 @pytest.mark.parametrize("other", ["PRIORITY", "HEADERS"])
