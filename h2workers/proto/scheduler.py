@@ -72,6 +72,7 @@ class Scheduler:
         self.rfc7540 = True  # False once the client sent SETTINGS_NO_RFC7540_PRIORITIES=1
         self._early_weights: dict[int, h2e.PriorityUpdated] = {}
         self._early_fields: dict[int, bytes] = {}
+        self._last_sent = 0  # the stream that sent the last frame (see _rotated)
 
     # -- signals -------------------------------------------------------------
 
@@ -171,7 +172,18 @@ class Scheduler:
             groups.setdefault(urgency, []).insert(0, _Lane(sids))
         if tree:
             groups.setdefault(DEFAULT_URGENCY, []).append(_Lane(tree, tree=True))
-        return [groups[urgency] for urgency in sorted(groups)]
+        return [self._rotated(groups[urgency]) for urgency in sorted(groups)]
+
+    def _rotated(self, lanes: list[_Lane]) -> list[_Lane]:
+        """The lanes from the one after the lane that sent last: a flush
+        may have room for a frame or two only (a client reopening its
+        window a little at a time), and the turns must go round across
+        flushes, not restart with the same lane each time."""
+        last = self._last_sent
+        for index, lane in enumerate(lanes):
+            if last in lane.ready:
+                return lanes[index + 1 :] + lanes[: index + 1]
+        return lanes
 
     def _turn(self, lane: _Lane, send: Callable[[int], Sent]) -> bool:
         """One frame from the lane; False once it has nothing left to send."""
@@ -187,6 +199,7 @@ class Scheduler:
                 continue
             if lane.tree:
                 self.tree.sent(sid, sent[0])
+            self._last_sent = sid
             return True
         return False
 

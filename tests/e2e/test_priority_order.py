@@ -83,3 +83,13 @@ def test_weights_share_in_proportion(srv, tls_files):
         light = client.request(PATH, priority_weight=32, priority_depends_on=0)
         seen = read_until(client, lambda s: s.get(heavy, 0) >= SIZE // 2, {})
         assert 5 <= seen[heavy] / max(1, seen.get(light, 0)) <= 12, seen
+
+
+def test_incremental_responses_share_evenly(srv, tls_files):
+    """Two ``u=3, i`` responses take turns, even when the client reopens
+    its window a little at a time (the turns go round across flushes)."""
+    with slow_reader(srv.port, tls_files.client_context(alpn=["h2"])) as client:
+        one = client.request(PATH, headers=[("priority", "u=3, i")])
+        two = client.request(PATH, headers=[("priority", "u=3, i")])
+        seen = read_until(client, lambda s: s.get(one, 0) + s.get(two, 0) >= SIZE, {})
+        assert min(seen.get(one, 0), seen.get(two, 0)) > SIZE * 0.4, seen
