@@ -5,7 +5,6 @@ interfaces.
   the original request's scheme and authority, with the request headers a
   browser would send again for a subresource (RFC 9113 8.4 asks for a
   request the client could have made itself).
-- ``Pusher``: the WSGI ``gunicorn.http2.push(path, headers=())`` callable.
 - ``preload``: the ``h2workers.preload(links)`` helper: one call with the
   ``Link`` values a page needs early; it pushes them where the client takes
   push, and sends them as 103 Early Hints elsewhere (browsers disabled push:
@@ -18,7 +17,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from h2workers.app.response import encode_headers
 from h2workers.errors import InvalidResponse
 from h2workers.proto.headers import Header
 
@@ -58,41 +56,6 @@ def promise_block(
     return block + extra
 
 
-class Pusher:
-    """``gunicorn.http2.push(path, headers=())`` for one HTTP/2 request.
-
-    Promises a GET of ``path`` on the request's stream; the app then serves
-    that GET on the promised stream like any request. Returns True if the
-    promise was made (the client takes push, the connection and the request
-    are below their caps); False otherwise, and the page must not rely on
-    it. A promise after the response ended is refused the same way."""
-
-    __slots__ = ("_channel", "_ended", "_request")
-
-    def __init__(
-        self, channel: PushChannel, scheme: bytes, authority: bytes, headers: list[Header]
-    ) -> None:
-        self._channel = channel
-        self._request = (scheme, authority, headers)
-        self._ended: Callable[[], bool] = lambda: False
-
-    def until(self, ended: Callable[[], bool]) -> Pusher:
-        """Refuse promises once ``ended()`` (the response is complete)."""
-        self._ended = ended
-        return self
-
-    @property
-    def available(self) -> bool:
-        return self._channel.can_push and not self._ended()
-
-    def __call__(self, path: str, headers: Iterable[tuple[str, str]] = ()) -> bool:
-        if not self.available:
-            return False
-        scheme, authority, request_headers = self._request
-        extra = encode_headers(list(headers))[0]
-        return self._channel.push(promise_block(scheme, authority, request_headers, path, extra))
-
-
 def link_path(link: str) -> str | None:
     """The same-origin absolute path a ``Link`` value points to, if any."""
     match = _LINK_TARGET.match(link)
@@ -104,18 +67,19 @@ def link_path(link: str) -> str | None:
 
 def preload(
     links: Iterable[str],
-    pusher: Pusher | None,
+    push: Callable[[str], bool] | None,
     early_hints: Callable[[list[tuple[str, str]]], None],
 ) -> str:
-    """Push the ``links`` where the client takes push, else send them as 103
-    Early Hints; returns ``"push"`` or ``"early_hints"``.
+    """Push the ``links`` with ``push`` (None where the client takes no
+    push), and send the rest as one 103 Early Hints; returns ``"push"`` if
+    every link was pushed, else ``"early_hints"``.
 
     Links to other origins cannot be pushed: with push, they still go out
     as Early Hints."""
     links = list(links)
     hinted = links
-    if pusher is not None and pusher.available:
-        hinted = [link for link in links if (path := link_path(link)) is None or not pusher(path)]
+    if push is not None:
+        hinted = [link for link in links if (path := link_path(link)) is None or not push(path)]
         if not hinted:
             return "push"
     early_hints([("link", link) for link in hinted])

@@ -81,6 +81,9 @@ class Scheduler:
         earlier PRIORITY frame, its ``priority`` field, and an earlier
         PRIORITY_UPDATE (the latest signal last); sets ``head.priority``."""
         rank = Rank()
+        early = self._early_weights or self._early_fields
+        if sent is None and head.priority_field is None and not early:
+            return rank  # the usual request: no signal, nothing to do
         weights = sent or self._early_weights.pop(sid, None)
         fields = [head.priority_field, self._early_fields.pop(sid, None)]
         priority = head.priority
@@ -90,7 +93,6 @@ class Scheduler:
             if value is not None:
                 priority = self._signal(priority, rank, value)
         head.priority = priority
-        self.tree.serve(sid)
         return rank
 
     def early_weights(self, sid: int, event: h2e.PriorityUpdated) -> None:
@@ -117,7 +119,8 @@ class Scheduler:
         rank.signalled, rank.in_tree = True, False
 
     def forget(self, sid: int) -> None:
-        self.tree.remove(sid)
+        if self.tree.nodes:
+            self.tree.remove(sid)
 
     def _depend(
         self, sid: int, priority: StreamPriority, rank: Rank, event: h2e.PriorityUpdated
@@ -126,6 +129,7 @@ class Scheduler:
         depends_on = event.depends_on or 0
         if self.rfc7540:
             self.tree.set(sid, weight, depends_on, bool(event.exclusive))
+            self.tree.serve(sid)
             rank.in_tree = not rank.signalled
         return replace(priority, weight=weight, depends_on=depends_on)
 

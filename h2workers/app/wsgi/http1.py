@@ -122,7 +122,7 @@ class H1Exchange:
             environ["gunicorn.http2.send_trailers"] = self._set_trailers
             # no push over HTTP/1.1: the links go out as 103 Early Hints
             environ["h2workers.preload"] = partial(
-                preload, pusher=None, early_hints=environ["wsgi.early_hints"]
+                preload, push=None, early_hints=environ["wsgi.early_hints"]
             )
             if not keepalive_allowed:
                 resp.force_close()

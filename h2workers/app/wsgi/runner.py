@@ -13,16 +13,15 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
-from h2workers.app.push import Pusher, preload
+from h2workers.app.push import preload, promise_block
 from h2workers.app.request import RequestInfo, ResponseInfo
 from h2workers.app.response import InvalidResponse, encode_headers, has_no_body, parse_status
 from h2workers.errors import RequestRejected, StreamClosed
-from h2workers.proto.headers import Header
+from h2workers.proto.headers import Header, RequestHead
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -57,6 +56,13 @@ class Channel(Protocol):
 
     def reset(self, error_code: ErrorCodes) -> None:
         """Abandon the stream with RST_STREAM."""
+
+    @property
+    def can_push(self) -> bool:
+        """The client takes server push now (HTTP/2 only)."""
+
+    def push(self, block: list[Header]) -> bool:
+        """PUSH_PROMISE the request ``block``; its app runs on the promised stream."""
 
 
 _WHOLE_BODY = 1 << 62  # read() with no size wants everything
@@ -194,7 +200,7 @@ class WSGIStream:
         channel: Channel,
         environ: dict[str, Any],
         req: RequestInfo,
-        pusher: Pusher | None = None,
+        head: RequestHead | None = None,
     ) -> None:
         self.app = app
         self.channel = channel
@@ -216,9 +222,10 @@ class WSGIStream:
         environ["wsgi.input"] = self._input
         environ["wsgi.early_hints"] = self.early_hints
         environ["gunicorn.http2.send_trailers"] = self.send_trailers
-        if pusher is not None:
-            environ["gunicorn.http2.push"] = pusher.until(lambda: self._ended)
-        environ["h2workers.preload"] = partial(preload, pusher=pusher, early_hints=self.early_hints)
+        self._head = head  # an HTTP/2 request's, for the promises it makes
+        if head is not None:
+            environ["gunicorn.http2.push"] = self.push
+        environ["h2workers.preload"] = self.preload
 
     # -- the WSGI callables --------------------------------------------------
 
@@ -257,6 +264,22 @@ class WSGIStream:
         """``wsgi.early_hints``: a 103 ahead of the response, ignored once it started."""
         if not self._head_sent:
             self.channel.send_informational(103, encode_headers(headers)[0])
+
+    def push(self, path: str, headers: Iterable[tuple[str, str]] = ()) -> bool:
+        """``gunicorn.http2.push``: PUSH_PROMISE a GET of ``path`` (see
+        app/push.py); False, and nothing promised, when the client takes no
+        push, a cap is reached, or the response has ended."""
+        head = self._head
+        if head is None or self._ended or not self.channel.can_push:
+            return False
+        extra = encode_headers(list(headers))[0]
+        scheme, authority = head.scheme or b"", head.authority or b""
+        return self.channel.push(promise_block(scheme, authority, head.headers, path, extra))
+
+    def preload(self, links: Iterable[str]) -> str:
+        """``h2workers.preload``: push the links, or send them as 103."""
+        can_push = self._head is not None and not self._ended and self.channel.can_push
+        return preload(links, self.push if can_push else None, self.early_hints)
 
     def _continue(self) -> None:
         """RFC 9110 10.1.1: ``Expect: 100-continue`` is answered when the app

@@ -15,12 +15,12 @@ from typing import Any
 from h2.errors import ErrorCodes
 
 from h2workers.app.hooks import request_hooks
-from h2workers.app.push import Pusher
 from h2workers.app.request import RequestInfo
 from h2workers.app.wsgi.context import ServeContext
 from h2workers.app.wsgi.environ import EnvironBuilder, RequestRejected
 from h2workers.app.wsgi.runner import Channel, WSGIStream, reject
 from h2workers.errors import StreamClosed
+from h2workers.proto.headers import RequestHead
 from h2workers.proto.priority import StreamPriority
 from h2workers.session.channel import SyncChannel
 from h2workers.session.stream import StreamState
@@ -31,11 +31,11 @@ def serve_stream(
     channel: Channel,
     environ: dict[str, Any],
     req: RequestInfo,
-    pusher: Pusher | None = None,
+    head: RequestHead | None = None,
 ) -> None:
     """Serve one stream inside the worker's hooks, error log and access log."""
     with request_hooks(ctx, req, environ) as exchange:
-        stream = WSGIStream(ctx.app, channel, environ, req, pusher)
+        stream = WSGIStream(ctx.app, channel, environ, req, head)
         exchange.response = stream.info  # the hooks see it even if run() fails
         stream.run()  # never raises: a failure becomes a 500 or a reset
         if stream.error is not None:
@@ -57,9 +57,7 @@ def serve_h2(ctx: ServeContext, channel: SyncChannel) -> None:
             return
         environ["wsgi.multithread"] = ctx.multithread
         stream.watch_priority(_priority_keys(environ, req))
-        head = stream.head
-        pusher = Pusher(channel, head.scheme or b"", head.authority or b"", head.headers)
-        serve_stream(ctx, channel, environ, req, pusher)
+        serve_stream(ctx, channel, environ, req, stream.head)
     except StreamClosed:
         pass
     except Exception:
