@@ -171,9 +171,8 @@ class ServerSpec:
 
 
 def _uvicorn_loop(tls: bool) -> str:
-    """The loop AsgiH2 runs on in the same place: uvloop in cleartext (when
-    installed), the standard loop over TLS (see drivers/aio/worker.py)."""
-    return "uvloop" if not tls and importlib.util.find_spec("uvloop") else "asyncio"
+    """The loop AsgiH2 runs on: uvloop when installed (see drivers/aio/worker.py)."""
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
 SERVERS: dict[str, ServerSpec] = {

@@ -15,6 +15,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
+from h2workers.drivers.aio.tls import TLSLayer, TLSTransport
 from h2workers.proto.detect import PREFACE, Protocol, bad_preface_goaway, sniff
 from h2workers.session.session import Session
 
@@ -27,9 +28,10 @@ class LoopConnection(asyncio.Protocol):
 
     def __init__(self, worker: AsgiH2) -> None:
         self.worker = worker
-        self.transport: Any = None
+        self.transport: Any = None  # the handler's: the TCP transport, or TLS over it
         self.handler: Any = None  # H2Protocol or H11Protocol once known
-        self.raw: Any = None
+        self.raw: Any = None  # the TCP transport
+        self.tls: TLSLayer | None = None
         self.head = b""  # cleartext bytes read while sniffing
         self.peer: Any = None
         self.server: Any = None
@@ -38,55 +40,33 @@ class LoopConnection(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.raw = transport  # the TCP transport, under TLS once start_tls ran
+        self.raw = transport
         self.peer = transport.get_extra_info("peername")
         self.server = transport.get_extra_info("sockname")
         worker = self.worker
         worker.adopt(self)
         if worker.ssl_context is not None:
-            # TLS here rather than in create_server: a handshake that never
-            # completes is then ours to log (with its peer) and close.
-            transport.pause_reading()  # the ClientHello is start_tls's to read
+            # TLS over memory buffers (tls.py): a handshake that never
+            # completes is ours to log (with its peer) and close.
+            self.tls = TLSLayer(worker.ssl_context)
             self.handshaking = True
             self.deadline = time.monotonic() + worker.handshake_timeout
-            worker.start_task(self._handshake(worker.ssl_context))
         elif not worker.options.prior_knowledge:
             self._become(False, b"")
         else:
             self.deadline = time.monotonic() + worker.handshake_timeout
 
-    async def _handshake(self, context: ssl.SSLContext) -> None:
-        try:
-            transport = await self.worker.loop.start_tls(
-                self.transport,
-                self,
-                context,
-                server_side=True,
-                ssl_handshake_timeout=self.worker.handshake_timeout + 1.0,  # ours comes first
-            )
-        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:  # ssl.SSLError is one
-            self.worker.log.debug("TLS handshake with %s failed: %s", self.peer, exc)
-            self.abort()
-            return
-        self.handshaking = False
-        if transport is None:
-            return  # closed meanwhile
-        self.transport = transport
-        h2 = transport.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
-        early, self.head = self.head, b""
-        self._become(h2, early)
-
     def data_received(self, data: bytes) -> None:
+        tls = self.tls
+        if tls is not None:
+            data = self._decrypt(tls, data)
+            if not data:
+                return
         handler = self.handler
         if handler is not None:
             handler.data_received(data)
             return
         self.head += data
-        if self.handshaking:
-            # Decrypted bytes that came with the end of the handshake, before
-            # start_tls returned (a client's preface): ALPN decides, then they
-            # are the protocol's first input.
-            return
         verdict = sniff(self.head[: len(PREFACE)])
         if verdict is Protocol.MORE:
             return
@@ -100,19 +80,46 @@ class LoopConnection(asyncio.Protocol):
             self.transport.write(bad_preface_goaway())
             self.transport.close()
 
+    def _decrypt(self, tls: TLSLayer, data: bytes) -> bytes:
+        """Ciphertext in; what TLS sends back goes out, plaintext comes
+        back (b"" while the handshake runs; once it is done ALPN picks the
+        handler, and the plaintext that came with it is its first input)."""
+        raw = self.raw
+        try:
+            plain = tls.receive(data)
+        except ssl.SSLError as exc:
+            self.worker.log.debug("TLS with %s failed: %s", self.peer, exc)
+            alert = tls.pending()
+            if alert and not raw.is_closing():
+                raw.write(alert)
+            raw.close()
+            return b""
+        records = tls.pending()
+        if records and not raw.is_closing():
+            raw.write(records)
+        if self.handshaking and tls.handshaken:
+            self.handshaking = False
+            self.transport = TLSTransport(raw, tls)
+            self._become(tls.ssl_object.selected_alpn_protocol() == "h2", plain)
+            plain = b""
+        if tls.closed_by_peer:  # close_notify: the end of what the client sends
+            self.eof_received()
+            raw.close()
+        return plain
+
     def _become(self, h2: bool, initial: bytes) -> None:
         from h2workers.drivers.aio.http1 import H11Protocol
 
         self.deadline = 0.0
         if h2:
-            self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server, self.raw)
+            self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server)
             self.handler.session.start(initial, time.monotonic())
         else:
             self.handler = H11Protocol(self.worker, self, initial)
 
     def upgrade(self, session_start: Any) -> None:
         """HTTP/1.1 switched to h2c (``Upgrade``): the session takes over."""
-        self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server, self.raw)
+        self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server)
         session_start(self.handler.session)
 
     def eof_received(self) -> bool | None:
@@ -160,12 +167,8 @@ class H2Protocol:
     """An HTTP/2 connection: the shared ``Session`` over an asyncio transport
     (the session's ``Transport``)."""
 
-    def __init__(
-        self, worker: AsgiH2, transport: Any, peer: Any, server: Any, raw: Any = None
-    ) -> None:
+    def __init__(self, worker: AsgiH2, transport: Any, peer: Any, server: Any) -> None:
         self.transport = transport
-        self.raw = raw  # the TCP transport under TLS (see shutdown_write)
-        self.half_closed = False
         self.worker = worker
         self.tls = transport.get_extra_info("ssl_object")  # for the ASGI tls extension
         self.secure = self.tls is not None
@@ -230,33 +233,15 @@ class H2Protocol:
         pass  # resume_writing is the signal
 
     def shutdown_write(self) -> bool:
-        """Half-close after the GOAWAY (see Session.linger). Over TLS the
-        GOAWAY's records are already with the TCP transport (asyncio's TLS
-        layer writes through at once), so its FIN follows them; asyncio's
-        TLS transport itself cannot half-close."""
+        """Half-close after the GOAWAY (see Session.linger): the FIN follows
+        what was written (over TLS, its records)."""
         transport = self.transport
-        if transport.can_write_eof():
-            transport.write_eof()
-            return True
-        raw = self.raw
-        if raw is None or raw is transport or raw.is_closing() or not raw.can_write_eof():
+        if transport.is_closing() or not transport.can_write_eof():
             return False
-        raw.write_eof()
-        # Past our FIN nothing can be sent; asyncio's TLS layer would still
-        # try its close_notify when the client closes (RuntimeError logged
-        # with a traceback): what it writes now is dropped.
-        raw.write = _dropped
-        self.half_closed = True
+        transport.write_eof()
         return True
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.half_closed:  # TLS cannot send its close_notify after our FIN
-                self.raw.close()
-            else:
-                self.transport.close()  # after what is buffered
-
-
-def _dropped(data: bytes | bytearray | memoryview) -> None:
-    """A half-closed TCP transport's write (see H2Protocol.shutdown_write)."""
+            self.transport.close()  # after what is buffered

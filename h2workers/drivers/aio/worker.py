@@ -12,7 +12,6 @@ Gunicorn 23 (which has no ASGI worker) and on the newest.
 from __future__ import annotations
 
 import asyncio
-import asyncio.sslproto as sslproto
 import dataclasses
 import inspect
 import signal
@@ -31,7 +30,6 @@ from h2workers.session.session import Session
 from h2workers.session.stream import Stream
 
 TICK = 1.0
-TLS_READ_SIZE = 32 * 1024
 WORKER_BOOT_ERROR = 3  # Gunicorn's exit code: the arbiter stops instead of respawning
 
 
@@ -47,20 +45,10 @@ class AsgiH2(H2Worker):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def init_process(self) -> None:
-        """A fresh loop after the fork: uvloop's when it is installed and the
-        listeners are cleartext. Over TLS the standard loop: a connection's
-        handshake is started with ``start_tls`` (so that one that never
-        completes is ours to log and close), and uvloop may hand the first
-        bytes of a new connection to the protocol before ``pause_reading``
-        in ``connection_made`` takes effect, which would lose the ClientHello."""
-        self.loop = _new_loop(uvloop_ok=not self.cfg.is_ssl)
+        """A fresh loop after the fork: uvloop's when it is installed (TLS
+        is ours, over the loop's TCP transports: see tls.py)."""
+        self.loop = _new_loop()
         asyncio.set_event_loop(self.loop)
-        if self.cfg.is_ssl:
-            # asyncio's TLS keeps a read buffer of max_size per connection
-            # (256 KiB): 304 KiB per idle HTTP/2 connection, against 44 KiB
-            # for GThreadH2. A TLS record is at most 16 KiB; 32 KiB reads
-            # lose nothing measurable and take an idle connection to ~80 KiB.
-            sslproto.SSLProtocol.max_size = TLS_READ_SIZE
         super().init_process()
 
     @property
@@ -106,7 +94,7 @@ class AsgiH2(H2Worker):
     async def _listen(self, listener: Any) -> asyncio.AbstractServer:
         return await self.loop.create_server(
             lambda: LoopConnection(self),
-            sock=listener.sock,  # TLS: LoopConnection starts it (see there)
+            sock=listener.sock,  # TLS: LoopConnection runs it (see tls.py)
             backlog=self.cfg.backlog,
         )
 
@@ -191,15 +179,12 @@ class AsgiH2(H2Worker):
         pass  # the LoopConnection leaves the table when asyncio reports the loss
 
 
-def _new_loop(uvloop_ok: bool) -> asyncio.AbstractEventLoop:
-    if uvloop_ok:
-        try:
-            import uvloop  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            pass
-        else:
-            return uvloop.new_event_loop()  # type: ignore[no-any-return, unused-ignore]
-    return asyncio.new_event_loop()
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return, unused-ignore]
 
 
 def as_asgi3(app: Any) -> ASGIApp:
