@@ -29,8 +29,15 @@ MAX_WINDOW = 2**31 - 1
 CLEARTEXT_MODES = ("off", "prior-knowledge", "upgrade", "both")
 
 
-def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
-    def check(name: str, value: Any) -> int:
+class _IntRange:
+    """Checks an integer setting; ``allowed`` is what the reference says."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self.allowed = f"integer, {low:,} to {high:,}"
+
+    def __call__(self, name: str, value: Any) -> int:
+        low, high = self.low, self.high
         try:
             number = int(value, 0) if isinstance(value, str) else int(value)
         except (TypeError, ValueError):
@@ -41,7 +48,9 @@ def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
             raise ConfigError(f"{name} must be between {low} and {high}, got {value!r}")
         return number
 
-    return check
+
+def _int_in(low: int, high: int) -> _IntRange:
+    return _IntRange(low, high)
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -79,38 +88,93 @@ def _cleartext(name: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class _Spec:
+    """One setting; ``docs/gen_reference.py`` writes the reference from these."""
+
     name: str
-    cli: str
+    cli: str  # Gunicorn 25+'s flag; "" for h2workers' own (config file only)
     default: Any  # the h2workers default when the user set nothing
     check: Callable[[str, Any], Any]
+    doc: str = ""
 
+    @property
+    def allowed(self) -> str:
+        return str(getattr(self.check, "allowed", ""))
+
+
+_seconds.allowed = "seconds, 0 to 86,400 (0: off)"  # type: ignore[attr-defined]
+_protocols.allowed = "comma-separated h2, h1, in order of preference"  # type: ignore[attr-defined]
+_cleartext.allowed = ", ".join(CLEARTEXT_MODES)  # type: ignore[attr-defined]
 
 SPECS = (
-    _Spec("http_protocols", "--http-protocols", "h2,h1", _protocols),
-    _Spec("http2_cleartext", "--http2-cleartext", "prior-knowledge", _cleartext),
     _Spec(
-        "http2_max_concurrent_streams",
-        "--http2-max-concurrent-streams",
-        100,
+        "http_protocols", "--http-protocols", "h2,h1", _protocols,
+        "Protocols served, offered over TLS by ALPN in this order; `h1` alone turns "
+        "HTTP/2 off. Under an h2workers class an unset value means `h2,h1` (Gunicorn's "
+        "own default is `h1`).",
+    ),
+    _Spec(
+        "http2_cleartext", "--http2-cleartext", "prior-knowledge", _cleartext,
+        "HTTP/2 without TLS: `prior-knowledge` (h2c: a connection that opens with "
+        "the preface), `upgrade` (`Upgrade: h2c`; see the README on h2c smuggling "
+        "before enabling it behind a proxy), `both`, or `off`.",
+    ),
+    _Spec(
+        "http2_max_concurrent_streams", "--http2-max-concurrent-streams", 100,
         _int_in(1, MAX_WINDOW),
+        "SETTINGS_MAX_CONCURRENT_STREAMS: streams a client may have open on one "
+        "connection; more are refused with RST_STREAM(REFUSED_STREAM).",
     ),
     _Spec(
-        "http2_initial_window_size", "--http2-initial-window-size", 65535, _int_in(1, MAX_WINDOW)
+        "http2_initial_window_size", "--http2-initial-window-size", 65535,
+        _int_in(1, MAX_WINDOW),
+        "SETTINGS_INITIAL_WINDOW_SIZE: request-body bytes a client may send on a "
+        "stream before the app reads them.",
     ),
-    _Spec("http2_max_frame_size", "--http2-max-frame-size", 16384, _int_in(16384, 16777215)),
     _Spec(
-        "http2_max_header_list_size", "--http2-max-header-list-size", 65536, _int_in(1, 2**32 - 1)
+        "http2_max_frame_size", "--http2-max-frame-size", 16384, _int_in(16384, 16777215),
+        "SETTINGS_MAX_FRAME_SIZE: the largest frame payload a client may send.",
+    ),
+    _Spec(
+        "http2_max_header_list_size", "--http2-max-header-list-size", 65536,
+        _int_in(1, 2**32 - 1),
+        "SETTINGS_MAX_HEADER_LIST_SIZE: a request's header list (RFC 9113 6.5.2 "
+        "size) past it is answered 431; past twice it the connection ends "
+        "(GOAWAY ENHANCE_YOUR_CALM).",
     ),
     # h2workers' own flood limits (not Gunicorn settings: config file only)
-    _Spec("http2_max_reset_streams", "", 1000, _int_in(1, MAX_WINDOW)),
-    _Spec("http2_reset_streams_per_second", "", 33, _int_in(0, 1_000_000)),
-    _Spec("http2_max_control_frames", "", 1000, _int_in(1, MAX_WINDOW)),
-    _Spec("http2_control_frames_per_second", "", 100, _int_in(0, 1_000_000)),
+    _Spec(
+        "http2_max_reset_streams", "", 1000, _int_in(1, MAX_WINDOW),
+        "Burst of stream resets (the client's RST_STREAM, refused and malformed "
+        "streams) a connection may cause; past it GOAWAY(ENHANCE_YOUR_CALM).",
+    ),
+    _Spec(
+        "http2_reset_streams_per_second", "", 33, _int_in(0, 1_000_000),
+        "How fast that budget refills.",
+    ),
+    _Spec(
+        "http2_max_control_frames", "", 1000, _int_in(1, MAX_WINDOW),
+        "Burst of control frames (SETTINGS, PING, PRIORITY, PRIORITY_UPDATE, "
+        "WINDOW_UPDATE, empty DATA) a connection may send; past it "
+        "GOAWAY(ENHANCE_YOUR_CALM).",
+    ),
+    _Spec(
+        "http2_control_frames_per_second", "", 100, _int_in(0, 1_000_000),
+        "How fast that budget refills.",
+    ),
     # AsgiH2's WebSockets (config file only)
-    _Spec("websocket_max_message_size", "", 16 << 20, _int_in(1, MAX_WINDOW)),
-    _Spec("websocket_ping_interval", "", 20.0, _seconds),
-    _Spec("websocket_ping_timeout", "", 20.0, _seconds),
-)
+    _Spec(
+        "websocket_max_message_size", "", 16 << 20, _int_in(1, MAX_WINDOW),
+        "AsgiH2: a larger WebSocket message closes the connection with 1009.",
+    ),
+    _Spec(
+        "websocket_ping_interval", "", 20.0, _seconds,
+        "AsgiH2: seconds between the server's WebSocket pings.",
+    ),
+    _Spec(
+        "websocket_ping_timeout", "", 20.0, _seconds,
+        "AsgiH2: no pong within this many seconds closes the WebSocket with 1011.",
+    ),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
