@@ -4,6 +4,7 @@ concurrency limit (REFUSED_STREAM), and startup refusing invalid values."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from h2.errors import ErrorCodes
@@ -159,7 +160,9 @@ def test_invalid_setting_in_config_file_fails_startup(server, config_text, setti
     ("args", "needle"),
     [
         (["--http2-max-frame-size", "5"], "http2_max_frame_size"),
-        (["--http2-max-concurrent-streams", "0"], "concurrent streams"),  # Gunicorn's words
+        # Gunicorn 27's words ("concurrent streams"), or ours where Gunicorn
+        # lets 0 through (25.0)
+        (["--http2-max-concurrent-streams", "0"], "concurrent[_ ]streams"),
         (["--http-protocols", "h3"], "h3"),
     ],
 )
@@ -168,4 +171,4 @@ def test_invalid_setting_on_the_cli_fails_startup(server, gunicorn_ver, args, ne
         pytest.skip("the --http2-* flags are Gunicorn 25+")
     code, output = server.run_to_exit(args=args)
     assert code not in (None, 0), output
-    assert needle in output.lower(), output
+    assert re.search(needle, output.lower()), output
