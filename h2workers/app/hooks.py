@@ -27,7 +27,10 @@ class HookContext:
         self.log = worker.log
         self.pre_request = cfg.pre_request
         self.post_request = cfg.post_request
-        self.access_log = _access_log_enabled(worker.log, cfg)
+        # Gunicorn's statsd logger counts requests in its access(): it is
+        # called for them even with no access log line to write
+        statsd = callable(getattr(worker.log, "increment", None))
+        self.access_log = statsd or _access_log_enabled(worker.log, cfg)
 
 
 def _access_log_enabled(log: Any, cfg: Any) -> bool:

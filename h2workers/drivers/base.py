@@ -35,6 +35,7 @@ from h2workers.app.wsgi.http1 import (
     start_upgrade,
 )
 from h2workers.config import ServerOptions, server_options
+from h2workers.metrics import Metrics
 from h2workers.proto.upgrade import upgrade_settings
 from h2workers.session.session import Session
 from h2workers.session.stream import Stream
@@ -96,6 +97,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         self.options = server_options(self.cfg)
         self.adopted = 0  # connections accepted since the heap was last trimmed
         self.trimmed_at = 0.0
+        self.metrics = Metrics(self.log)  # statsd figures (no-ops without statsd_host)
 
     def init_process(self) -> None:
         """What both drivers need before the app loads (a green driver has
@@ -122,6 +124,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
             timeout=float(self.cfg.timeout or 30),
             keepalive=float(self.cfg.keepalive),
             now=time.monotonic(),
+            metrics=self.metrics,
         )
 
     def admit(self, session: Session, stream: Stream) -> bool:
@@ -147,6 +150,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
     def heartbeat(self) -> None:
         """Once a tick: tell the arbiter we live; stop if it is gone."""
         self.notify()
+        self.metrics.report()
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from h2.errors import ErrorCodes
 
 from h2workers.config import H2Settings
+from h2workers.metrics import NO_METRICS, Metrics
 from h2workers.proto import events as ev
 from h2workers.proto.core import H2Core
 from h2workers.proto.headers import Header
@@ -89,8 +90,11 @@ class Session:
         timeout: float,
         keepalive: float,
         now: float,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.core = H2Core(settings)
+        self.metrics = metrics  # the worker's statsd figures
+        metrics.h2_connections += 1
         self.host = host
         self.transport = transport
         self.peer = peer  # the client's address; ``server``: ours
@@ -191,6 +195,7 @@ class Session:
         inbound, outbound = self.core.counts(sid)
         stream = Stream(sid, event.head, event.end_stream, inbound, outbound)
         self.streams[sid] = stream
+        self.metrics.streams += 1
         self.busy = True  # not idle, even if it ends before the next flush
         return stream
 
@@ -198,6 +203,10 @@ class Session:
         # A refused stream is ordinary flow control a client retries; a
         # malformed one is worth a line.
         refused = event.error_code == ErrorCodes.REFUSED_STREAM
+        if refused:
+            self.metrics.count("streams.refused")
+        else:
+            self.metrics.count_code("streams.rejected", event.error_code)
         (self.host.log.debug if refused else self.host.log.info)(
             "HTTP/2 stream %d from %s rejected: %s (%s)",
             event.stream_id,
@@ -207,6 +216,10 @@ class Session:
         )
 
     def _aborted(self, event: ev.StreamAborted) -> None:
+        if event.by_peer:
+            self.metrics.count_code("streams.reset_by_client", event.error_code)
+        elif event.error_code != ErrorCodes.NO_ERROR:
+            self.metrics.count_code("streams.reset", event.error_code)
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             self._abort(stream, event.error_code)
@@ -220,6 +233,10 @@ class Session:
             )
 
     def _ended(self, event: ev.ConnectionEnded) -> None:
+        if not event.by_peer:
+            self.metrics.count_code("goaway", event.error_code)
+            if event.error_code == ErrorCodes.ENHANCE_YOUR_CALM:
+                self.metrics.count("flood_limit")
         if event.graceful:
             return  # no new streams; the open ones finish, then flush() lingers
         if not event.by_peer:
@@ -241,6 +258,7 @@ class Session:
         dropped (it holds the environ, which holds the stream: a cycle only
         the garbage collector frees), its waiting app woken."""
         del self.streams[stream.stream_id]
+        self.metrics.streams -= 1
         stream.priority_listener = None
         stream.wake()
 
@@ -299,6 +317,7 @@ class Session:
         inbound, outbound = self.core.counts(sid)
         pushed = Stream(sid, head, True, inbound, outbound)
         self.streams[sid] = pushed
+        self.metrics.streams += 1
         self.busy = True
         self.host.start(self, pushed)
         self.host.dirty(self)
@@ -424,6 +443,8 @@ class Session:
             return
         idle = not self.streams and not self.core.open_streams
         if self.stopping or (idle and now - self.idle_since >= self.keepalive):
+            if self.core.last_stream_id is None and not self.core.terminated:
+                self.metrics.count_code("goaway", ErrorCodes.NO_ERROR)
             self.core.start_shutdown()  # GOAWAY; open streams finish first
         self.host.dirty(self)
 
@@ -450,6 +471,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self.metrics.h2_connections -= 1
         self._abort_all(ErrorCodes.CANCEL)
         self.host.closed(self)
         self.transport.close()
