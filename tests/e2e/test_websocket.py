@@ -115,6 +115,43 @@ def test_keepalive_pings_are_sent_and_answered(ws_srv):
         assert ws.recv(timeout=5) == "still"
 
 
+def test_a_client_that_never_answers_pings_is_closed_with_1011(ws_srv):
+    """websocket_ping_timeout (2 s here): pings without a pong close the
+    connection with 1011. A raw socket plays a client that stopped
+    answering (the library would answer)."""
+    import base64
+    import os
+    import socket
+
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", ws_srv.port), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(4096)
+        head, _, frames = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        opcodes, close_code = [], None
+        while close_code is None:
+            while len(frames) < 2 or len(frames) < 2 + (frames[1] & 0x7F):
+                chunk = sock.recv(4096)
+                assert chunk, f"closed without a close frame after {opcodes}"
+                frames += chunk
+            opcode, length = frames[0] & 0x0F, frames[1] & 0x7F  # short frames only
+            payload, frames = frames[2 : 2 + length], frames[2 + length :]
+            opcodes.append(opcode)
+            if opcode == 0x8:
+                close_code = int.from_bytes(payload[:2], "big")
+    assert 0x9 in opcodes  # pinged first
+    assert close_code == 1011
+
+
 def test_a_plain_get_to_the_websocket_route_is_not_upgraded(ws_srv):
     """Without the handshake's headers it is an HTTP request: the app is
     called with a websocket scope only for a real handshake."""
