@@ -270,10 +270,12 @@ class ServerFactory:
         threads: int = 4,
     ) -> list[str]:
         cmd = [
-            *gunicorn_command(gunicorn),
-            "-k", worker or self.worker, "-w", "1", "--threads", str(threads),
+            *gunicorn_command(gunicorn), "-w", "1", "--threads", str(threads),
             "-b", f"127.0.0.1:{port}", "--log-level", "info", "--graceful-timeout", "5",
         ]  # fmt: skip
+        # a configuration file that names the worker class is obeyed (no -k)
+        if config is None or "worker_class" not in config.read_text():
+            cmd[len(gunicorn_command(gunicorn)) : 0] = ["-k", worker or self.worker]
         if tls:
             cmd += ["--certfile", str(self.tls_files.cert), "--keyfile", str(self.tls_files.key)]
         if config is not None:
