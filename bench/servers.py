@@ -143,7 +143,7 @@ class ServerSpec:
             cmd = [sys.executable, "-m", "uvicorn", "--workers", "1", "--host", "127.0.0.1",
                    "--port", str(launch.port), "--log-level", "warning", "--no-access-log",
                    "--http", "h11" if "h11" in self.name else "httptools",
-                   "--loop", _uvicorn_loop(launch.tls is not None)]
+                   "--loop", _uvicorn_loop()]
             if launch.tls is not None:
                 cmd += ["--ssl-certfile", str(launch.tls.certfile), "--ssl-keyfile",
                         str(launch.tls.keyfile)]
@@ -170,7 +170,7 @@ class ServerSpec:
         raise ValueError(f"{self.name} is not a server process")
 
 
-def _uvicorn_loop(tls: bool) -> str:
+def _uvicorn_loop() -> str:
     """The loop AsgiH2 runs on: uvloop when installed (see drivers/aio/worker.py)."""
     return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 from h2workers.errors import InvalidResponse
 from h2workers.proto.headers import Header
@@ -24,15 +23,6 @@ from h2workers.proto.headers import Header
 COPIED = frozenset((b"user-agent", b"accept-encoding", b"accept-language", b"cookie"))
 # ``</style.css>; rel=preload; as=style``: the target of one Link value
 _LINK_TARGET = re.compile(r"\s*<([^>]*)>")
-
-
-class PushChannel(Protocol):
-    """What push needs of a stream's channel (``session.channel.StreamChannel``)."""
-
-    @property
-    def can_push(self) -> bool: ...
-
-    def push(self, block: list[Header]) -> bool: ...
 
 
 def promise_block(
