@@ -1,24 +1,31 @@
 """Write the reference pages that are generated from the code.
 
-    python docs/gen_reference.py          # rewrite docs/reference/settings.md
-    python docs/gen_reference.py --check  # exit 1 if it is out of date (CI)
+    python docs/gen_reference.py          # rewrite them
+    python docs/gen_reference.py --check  # exit 1 if one is out of date (CI)
 
-The settings table comes from ``h2workers.config.SPECS``, the one place
+The settings page comes from ``h2workers.config.SPECS``, the one place
 where a setting's name, flag, default, allowed values and meaning live.
+The environ and extension tables of the app page come from
+``h2workers.app.catalogue``, which the end-to-end tests compare with what
+real requests get; they replace what lies between the page's
+``<!-- generated: NAME -->`` and ``<!-- end generated -->`` markers.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from h2workers.app.catalogue import ENVIRON, EXTENSIONS, MESSAGES, AppName  # noqa: E402
 from h2workers.config import SPECS  # noqa: E402
 
 SETTINGS = ROOT / "docs" / "reference" / "settings.md"
+APP = ROOT / "docs" / "reference" / "app.md"
 
 HEADER = """# Settings
 
@@ -38,7 +45,7 @@ and what it allows.
 """
 
 
-def render() -> str:
+def render_settings() -> str:
     rows = []
     details = []
     for spec in SPECS:
@@ -49,16 +56,38 @@ def render() -> str:
     return HEADER + "\n".join(rows) + "\n\n" + "\n".join(details)
 
 
+def names_table(names: tuple[AppName, ...]) -> str:
+    rows = ["| name | value | what | HTTP/1.1 |", "|---|---|---|---|"]
+    for n in names:
+        what = n.what + (f" Only {n.only}." if n.only else "")
+        if n.scopes == ("websocket",):
+            what += " WebSocket scopes only."
+        elif "websocket" in n.scopes:
+            what += " Also on WebSocket scopes."
+        http1 = n.http1 if n.http1 is not None else "absent"
+        rows.append(f"| `{n.name}` | {n.use} | {what} | {http1} |")
+    return "\n".join(rows) + "\n"
+
+
+TABLES = {"environ": ENVIRON, "extensions": EXTENSIONS, "messages": MESSAGES}
+MARKED = re.compile(r"(<!-- generated: (\w+) -->\n).*?(<!-- end generated -->)", re.DOTALL)
+
+
+def render_app() -> str:
+    return MARKED.sub(
+        lambda m: m[1] + names_table(TABLES[m[2]]) + m[3], APP.read_text()
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not SETTINGS.exists() or SETTINGS.read_text() != text:
-            sys.exit(f"{SETTINGS} is out of date: run python docs/gen_reference.py")
-        return
-    SETTINGS.write_text(text)
+    for page, text in ((SETTINGS, render_settings()), (APP, render_app())):
+        if not args.check:
+            page.write_text(text)
+        elif not page.exists() or page.read_text() != text:
+            sys.exit(f"{page} is out of date: run python docs/gen_reference.py")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,11 @@ def environ_json(environ: dict[str, Any], start_response: StartResponse) -> Iter
     return _json(start_response, out)
 
 
+def names(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """The environ keys beyond CGI's (they hold a dot)."""
+    return _json(start_response, sorted(key for key in environ if "." in key))
+
+
 def big(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     count = int(float(_query(environ).get("mb", "1")) * MIB) // CHUNK
     start_response(
@@ -311,6 +316,7 @@ ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = 
     "/echo-chunks": echo_chunks,
     "/lines": lines,
     "/environ": environ_json,
+    "/names": names,
     "/big": big,
     "/pieces": pieces,
     "/upload-count": upload_count,

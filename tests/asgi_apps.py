@@ -151,6 +151,11 @@ def environ_like(scope: Scope) -> dict[str, Any]:
     return out
 
 
+async def names(scope: Scope, receive: Receive, send: Send) -> None:
+    """The scope's extensions."""
+    await _json(send, sorted(scope["extensions"]))
+
+
 async def environ_json(scope: Scope, receive: Receive, send: Send) -> None:
     query = _query(scope)
     if query.get("hint"):
@@ -416,6 +421,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/echo": echo,
     "/echo-chunks": echo_chunks,
     "/environ": environ_json,
+    "/names": names,
     "/big": big,
     "/pieces": pieces,
     "/upload-count": upload_count,

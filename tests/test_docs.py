@@ -3,6 +3,8 @@ with no warning, and the tutorial's commands do what the tutorial says."""
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -75,3 +77,35 @@ def test_tutorial_asgi_app(factory, tls_files):
     assert h2.stdout == "Hello over HTTP/2\n", h2.stderr
     assert "x-answer: 42" in h2.stderr  # the trailer
     assert curl(tls_files, srv.port, "--http1.1").stdout == "Hello over HTTP/1.1\n"
+
+
+LOG_LEVELS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+def logged_lines() -> set[tuple[str, str]]:
+    """(level, format) of every logging call in h2workers whose owner is a
+    logger (``log``, ``self.log``, ``ctx.peer_log``...)."""
+    found = set()
+    for path in (REPO / "h2workers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr not in LOG_LEVELS or "log" not in ast.unparse(node.func.value):
+                continue
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                level = "error" if node.func.attr == "exception" else node.func.attr
+                found.add((level, first.value))  # exception() is error() with the traceback
+    return found
+
+
+def documented_lines() -> set[tuple[str, str]]:
+    text = (REPO / "docs" / "reference" / "logs.md").read_text()
+    return set(re.findall(r"^\| (\w+) \| `([^`]+)` \|", text, re.MULTILINE))
+
+
+def test_every_log_line_is_in_the_reference_and_every_listed_one_is_written():
+    in_code, in_docs = logged_lines(), documented_lines()
+    assert len(in_code) > 30  # the scan found the calls
+    assert in_code - in_docs == set(), "add to docs/reference/logs.md"
+    assert in_docs - in_code == set(), "no longer written: remove from docs/reference/logs.md"

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from h2workers.config import MAX_WINDOW, H2Settings
 from h2workers.errors import StreamClosed, UnknownStream
+from h2workers.peerlog import PeerLog
 from h2workers.session.channel import SyncChannel
 from h2workers.session.session import LINGER, OUT_HELD, Session
 from h2workers.session.stream import Stream, StreamEvent, StreamState
@@ -68,6 +69,7 @@ class Host:
     """Records what the session asks of its driver."""
 
     log = logging.getLogger("tests.session")
+    peer_log = PeerLog(log)
 
     def __init__(self) -> None:
         self.started: list[Stream] = []
@@ -501,6 +503,7 @@ def test_a_served_request_leaves_no_reference_cycle() -> None:
         cfg = Config()
         wsgi = staticmethod(app)
         log = logging.getLogger("tests.session")
+        peer_log = PeerLog(log)
 
     Worker.log.access = lambda *args: None  # type: ignore[attr-defined]
     ctx = ServeContext(Worker(), multithread=True)

@@ -36,6 +36,7 @@ from h2workers.app.wsgi.http1 import (
 )
 from h2workers.config import ServerOptions, server_options
 from h2workers.metrics import Metrics
+from h2workers.peerlog import PeerLog
 from h2workers.proto.upgrade import upgrade_settings
 from h2workers.session.session import Session
 from h2workers.session.stream import Stream
@@ -98,6 +99,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         self.adopted = 0  # connections accepted since the heap was last trimmed
         self.trimmed_at = 0.0
         self.metrics = Metrics(self.log)  # statsd figures (no-ops without statsd_host)
+        self.peer_log = PeerLog(self.log)  # what clients did, summarised under floods
 
     def init_process(self) -> None:
         """What both drivers need before the app loads (a green driver has
@@ -151,6 +153,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         """Once a tick: tell the arbiter we live; stop if it is gone."""
         self.notify()
         self.metrics.report()
+        self.peer_log.tick()
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)
             self.alive = False

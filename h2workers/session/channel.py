@@ -168,7 +168,7 @@ class StreamChannel:
         the error the waiting app gets."""
         self.reset(ErrorCodes.CANCEL)
         session = self.session
-        session.host.log.info(
+        session.host.peer_log.info(
             "HTTP/2 stream %d from %s waited %gs for the %s: reset",
             self.stream_id,
             session.peer_ip,

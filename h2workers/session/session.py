@@ -27,6 +27,7 @@ from h2.errors import ErrorCodes
 
 from h2workers.config import H2Settings
 from h2workers.metrics import NO_METRICS, Metrics
+from h2workers.peerlog import PeerLog
 from h2workers.proto import events as ev
 from h2workers.proto.core import H2Core
 from h2workers.proto.headers import Header
@@ -61,6 +62,7 @@ class Host(Protocol):
     """What a session asks of its driver."""
 
     log: Any
+    peer_log: PeerLog  # lines about what a client did (bounded under floods)
 
     def start(self, session: Session, stream: Stream) -> None:
         """Run the application for a new stream (a thread, greenlet, task)."""
@@ -224,7 +226,7 @@ class Session:
         if stream is not None:
             self._abort(stream, event.error_code)
         if not event.by_peer and event.error_code != ErrorCodes.NO_ERROR and event.reason:
-            self.host.log.info(
+            self.host.peer_log.info(
                 "HTTP/2 stream %d from %s reset: %s (%s)",
                 event.stream_id,
                 self.peer_ip,
@@ -240,7 +242,7 @@ class Session:
         if event.graceful:
             return  # no new streams; the open ones finish, then flush() lingers
         if not event.by_peer:
-            self.host.log.info(
+            self.host.peer_log.info(
                 "HTTP/2 connection from %s closed: %s (%s)",
                 self.peer_ip,
                 event.reason,
@@ -434,7 +436,7 @@ class Session:
             return
         self.dispatch(self.core.expire(now, self.timeout))
         if self.out and now - self.last_sent >= self.timeout:
-            self.host.log.info(
+            self.host.peer_log.info(
                 "HTTP/2 connection from %s read nothing for %gs: closed",
                 self.peer_ip,
                 self.timeout,

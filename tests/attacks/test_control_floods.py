@@ -13,12 +13,14 @@ earns its client's WINDOW_UPDATEs back (one token per frame, one more per
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import time
 
 import pytest
 from hyperframe.frame import PingFrame, PriorityFrame, SettingsFrame
 
+from h2workers.peerlog import BURST as PEER_LOG_BURST
 from tests.apps import big_sha256
 from tests.attacks.support import (
     PREFACE,
@@ -124,6 +126,31 @@ def test_flood_spread_over_connections_is_counted_per_connection(srv):
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_a_flood_from_many_connections_is_logged_in_a_few_lines(srv):
+    """Forty connections flood PINGs: each gets its GOAWAY, but the log
+    holds a few lines of it a second and one line counting the rest, which
+    together account for all forty."""
+    start = len(srv.log())
+    conns = [RawConn(srv.port) for _ in range(40)]
+    try:
+        for conn in conns:
+            conn.send(b"".join(ping(i) for i in range(FLOOD)))
+        for conn in conns:
+            conn.wait_closed(10)
+            assert [goaway_code(g) for g in conn.goaways()] == ["ENHANCE_YOUR_CALM"]
+    finally:
+        for conn in conns:
+            conn.close()
+    deadline = time.monotonic() + 10  # the count is written at the worker's next tick
+    while "more like this" not in (text := srv.log()[start:]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [ln for ln in text.splitlines() if "control frame flood" in ln]
+    counted = [int(m.group(1)) for ln in lines if (m := re.search(r"(\d+) more like this", ln))]
+    written = len(lines) - len(counted)
+    assert written + sum(counted) == 40, lines
+    assert written <= 3 * PEER_LOG_BURST, lines  # at most three seconds' worth
 
 
 def _paced_pings(port: int, rounds: int, per_round: int, gap: float) -> RawConn:

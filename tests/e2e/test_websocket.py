@@ -12,6 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from h2workers.app.catalogue import EXTENSIONS, offered
 from tests.conftest import ASGI_WORKER
 
 from .util import h1_request, wait_for_file
@@ -57,7 +58,9 @@ def test_echo_text_and_binary_with_a_subprotocol(ws_srv):
         "path": "/ws",
         "http_version": "1.1",
         "subprotocols": ["chat"],
-        "extensions": ["websocket.http.response"],
+        "extensions": sorted(
+            offered(EXTENSIONS, h2=False, tls=False, push=False, scope="websocket")
+        ),
     }
 
 

@@ -76,7 +76,7 @@ async def serve_request(
             if stream is not None:
                 stream.watch_priority(_priority_extension(scope))
         except RequestRejected as exc:
-            ctx.log.warning("Invalid request from ip=%s: %s", builder.client_ip, exc)
+            ctx.peer_log.warning("Invalid request from ip=%s: %s", builder.client_ip, exc)
             await rejected(channel, exc)
             return
         with request_hooks(ctx, req) as exchange:
@@ -132,7 +132,7 @@ async def serve_websocket(
     try:
         scope, req = builder.build(stream_id, head, ctx.state)
     except RequestRejected as exc:
-        ctx.log.warning("Invalid request from ip=%s: %s", builder.client_ip, exc)
+        ctx.peer_log.warning("Invalid request from ip=%s: %s", builder.client_ip, exc)
         body = f"{exc.status} {exc.reason}\n".encode()
         await transport.deny(exc.status, [(b"content-length", b"%d" % len(body))], body, True)
         return

@@ -52,7 +52,7 @@ def serve_h2(ctx: ServeContext, channel: SyncChannel) -> None:
         try:
             environ, req = _environ_builder(ctx, session).build(stream.stream_id, stream.head)
         except RequestRejected as exc:
-            ctx.log.warning("Invalid request from ip=%s: %s", session.peer_ip, exc)
+            ctx.peer_log.warning("Invalid request from ip=%s: %s", session.peer_ip, exc)
             reject(channel, exc)
             return
         environ["wsgi.multithread"] = ctx.multithread

@@ -76,7 +76,7 @@ class LoopConnection(asyncio.Protocol):
         elif "h1" in self.worker.options.protocols:
             self._become(False, head)
         else:  # h2 only: RFC 9113 3.4
-            self.worker.log.info("Invalid HTTP/2 preface from %s", self.peer)
+            self.worker.peer_log.info("Invalid HTTP/2 preface from %s", self.peer)
             self.transport.write(bad_preface_goaway())
             self.transport.close()
 
@@ -88,7 +88,7 @@ class LoopConnection(asyncio.Protocol):
         try:
             plain = tls.receive(data)
         except ssl.SSLError as exc:
-            self.worker.log.debug("TLS with %s failed: %s", self.peer, exc)
+            self.worker.log.debug("TLS handshake with %s failed: %s", self.peer, exc)
             alert = tls.pending()
             if alert and not raw.is_closing():
                 raw.write(alert)

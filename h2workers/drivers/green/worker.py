@@ -207,7 +207,7 @@ class GreenH2(H2Worker):
         if verdict is Protocol.H2:
             return client, True, head
         if "h1" not in self.options.protocols:  # h2 only: RFC 9113 3.4
-            self.log.info("Invalid HTTP/2 preface from %s", peer)
+            self.peer_log.info("Invalid HTTP/2 preface from %s", peer)
             with contextlib.suppress(OSError):
                 client.sendall(bad_preface_goaway())
             raise ConnectionResetError("invalid preface")

@@ -288,7 +288,7 @@ class GThreadH2(H2Worker):
         elif "h1" in self.options.protocols:
             self._idle_h1(H1Connection(pending.sock, pending.peer, pending.server, pending.buf))
         else:  # h2 only: RFC 9113 3.4, an invalid preface is a connection error
-            self.log.info("Invalid HTTP/2 preface from %s", pending.peer)
+            self.peer_log.info("Invalid HTTP/2 preface from %s", pending.peer)
             with contextlib.suppress(OSError):
                 pending.sock.send(bad_preface_goaway())
             close_quietly(pending.sock)
