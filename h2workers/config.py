@@ -63,6 +63,17 @@ def _seconds(name: str, value: Any) -> float:
     return number
 
 
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be True or False, got {value!r}")
+
+
 def _protocols(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         items = [str(v).strip().lower() for v in value]
@@ -102,6 +113,7 @@ class _Spec:
 
 
 _seconds.allowed = "seconds, 0 to 86,400 (0: off)"  # type: ignore[attr-defined]
+_flag.allowed = "True or False"  # type: ignore[attr-defined]
 _protocols.allowed = "comma-separated h2, h1, in order of preference"  # type: ignore[attr-defined]
 _cleartext.allowed = ", ".join(CLEARTEXT_MODES)  # type: ignore[attr-defined]
 
@@ -161,6 +173,14 @@ SPECS = (
         "http2_control_frames_per_second", "", 100, _int_in(0, 1_000_000),
         "How fast that budget refills.",
     ),
+    # HTTP/1.1 (config file only)
+    _Spec(
+        "http1_early_hints", "", True, _flag,
+        "Send 103 Early Hints to HTTP/1.1 clients too (`wsgi.early_hints`, "
+        "`h2workers.preload`, ASGI's informational messages); HTTP/2 clients always "
+        "get them. Turn it off behind a proxy that takes a 1xx response from its "
+        "upstream for the final one: nginx before 1.29 does, and fails the request.",
+    ),
     # AsgiH2's WebSockets (config file only)
     _Spec(
         "websocket_max_message_size", "", 16 << 20, _int_in(1, MAX_WINDOW),
@@ -214,6 +234,7 @@ class ServerOptions:
     cleartext: str
     h2: H2Settings
     websocket: WebSocketSettings = WebSocketSettings()
+    http1_early_hints: bool = True  # 103 responses to HTTP/1.1 clients
 
     @property
     def offers_h2(self) -> bool:
@@ -277,6 +298,7 @@ def _resolve(cfg: Any) -> ServerOptions:
             ping_interval=values["websocket_ping_interval"],
             ping_timeout=values["websocket_ping_timeout"],
         ),
+        http1_early_hints=values["http1_early_hints"],
     )
 
 

@@ -493,6 +493,7 @@ def test_a_served_request_leaves_no_reference_cycle() -> None:
 
     from h2workers.app.wsgi.context import ServeContext
     from h2workers.app.wsgi.serve import serve_h2
+    from h2workers.config import server_options
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         environ["wsgi.input"].read()
@@ -504,6 +505,7 @@ def test_a_served_request_leaves_no_reference_cycle() -> None:
         wsgi = staticmethod(app)
         log = logging.getLogger("tests.session")
         peer_log = PeerLog(log)
+        options = server_options(cfg)
 
     Worker.log.access = lambda *args: None  # type: ignore[attr-defined]
     ctx = ServeContext(Worker(), multithread=True)

@@ -26,6 +26,7 @@ class HookContext:
         self.cfg = cfg
         self.log = worker.log
         self.peer_log = worker.peer_log  # a client's mistakes, bounded under floods
+        self.http1_early_hints = worker.options.http1_early_hints
         self.pre_request = cfg.pre_request
         self.post_request = cfg.post_request
         # Gunicorn's statsd logger counts requests in its access(): it is

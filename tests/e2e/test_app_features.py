@@ -64,6 +64,22 @@ def test_early_hints_over_http11(srv):
     assert final.status == 200 and final.body == b"after hints\n"
 
 
+def test_http1_early_hints_off_keeps_them_for_http2_only(module_server):
+    """``http1_early_hints = False`` (behind nginx before 1.29, which takes a
+    103 from its upstream for the final response): HTTP/1.1 clients get the
+    final response alone, HTTP/2 clients still get the 103."""
+    srv = module_server(tls=False, config_text="http1_early_hints = False\n")
+    raw = h1_exchange(
+        srv.port, b"GET /early-hints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    (final,) = parse_h1(raw)
+    assert final.status == 200 and final.body == b"after hints\n"
+    with H2Client(srv.port) as client:
+        response = client.get("/early-hints")
+        assert response.status == 200
+        assert dict(response.informational[0])[b":status"] == b"103"
+
+
 # -- trailers --------------------------------------------------------------------------
 
 

@@ -99,6 +99,10 @@ def next_request(conn: H1Connection, cfg: Any) -> Any:
         return None
 
 
+def _no_early_hints(headers: list[tuple[str, str]]) -> None:
+    """``wsgi.early_hints`` with ``http1_early_hints = False``."""
+
+
 class H1Exchange:
     """One request/response on Gunicorn's HTTP/1.1 machinery."""
 
@@ -117,7 +121,9 @@ class H1Exchange:
             resp, environ = gwsgi.create(req, conn.sock, conn.peer, conn.server, ctx.cfg)
             exchange.environ, exchange.response = environ, resp
             environ["wsgi.multithread"] = ctx.multithread
-            if "wsgi.early_hints" not in environ:
+            if not ctx.http1_early_hints:  # the operator's proxy cannot take them
+                environ["wsgi.early_hints"] = _no_early_hints
+            elif "wsgi.early_hints" not in environ:  # Gunicorn 25+ has its own
                 environ["wsgi.early_hints"] = self._early_hints_sender(resp)
             environ["gunicorn.http2.send_trailers"] = self._set_trailers
             # no push over HTTP/1.1: the links go out as 103 Early Hints

@@ -409,6 +409,8 @@ class H11Exchange:
             self._check()
 
     def send_informational(self, status: int, headers: list[Header]) -> None:
+        if status != 100 and not self.protocol.worker.options.http1_early_hints:
+            return  # the operator's proxy cannot take them (see config.http1_early_hints)
         if self.request.http_version == b"1.1" and not self.protocol.lost.done():
             reason = _reason(status)
             event = h11.InformationalResponse(status_code=status, headers=headers, reason=reason)
