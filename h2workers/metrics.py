@@ -7,8 +7,11 @@ Gunicorn with ``statsd_host`` set logs through a ``Statsd`` logger that sends
 working. This adds what HTTP/2 has and HTTP/1.1 has not, under
 ``statsd_prefix`` like Gunicorn's own names:
 
-- gauges, sent once a second by each worker: ``h2workers.connections.h2``
-  (open HTTP/2 connections) and ``h2workers.streams`` (streams an app serves);
+- gauges, sent once a second by each worker: ``h2workers.connections``
+  (every open connection), ``h2workers.connections.h2`` (HTTP/2 ones),
+  ``h2workers.connections.http1`` (the rest: HTTP/1.1, and those still in
+  their TLS handshake or preface) and ``h2workers.streams`` (streams an app
+  serves);
 - counters: ``h2workers.streams.refused`` (over
   ``http2_max_concurrent_streams``, or after GOAWAY),
   ``h2workers.streams.rejected.<code>`` (malformed requests),
@@ -50,10 +53,13 @@ class Metrics:
             label = code.name.lower() if isinstance(code, ErrorCodes) else str(code)
             self._log.increment(f"h2workers.{name}.{label}", 1)
 
-    def report(self) -> None:
-        """The gauges; each worker sends its own once a tick."""
+    def report(self, connections: int) -> None:
+        """The gauges; each worker sends its own once a tick (``connections``:
+        every connection it holds open, whatever its protocol)."""
         if self._log is not None:
+            self._log.gauge("h2workers.connections", connections)
             self._log.gauge("h2workers.connections.h2", self.h2_connections)
+            self._log.gauge("h2workers.connections.http1", connections - self.h2_connections)
             self._log.gauge("h2workers.streams", self.streams)
 
 

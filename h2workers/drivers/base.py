@@ -17,7 +17,7 @@ import errno
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 from gunicorn import http
@@ -84,6 +84,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
     ssl_context: ssl.SSLContext | None  # None when the listeners are cleartext
     head_limit: int  # the longest request head Gunicorn's limits allow
     sockets: list[Any]
+    conns: Sized  # every open connection, whatever its protocol (the driver's)
     alive: bool
     nr: int
     max_requests: int
@@ -152,7 +153,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
     def heartbeat(self) -> None:
         """Once a tick: tell the arbiter we live; stop if it is gone."""
         self.notify()
-        self.metrics.report()
+        self.metrics.report(len(self.conns))
         self.peer_log.tick()
         if self.ppid != os.getppid():
             self.log.info("Parent changed, shutting down: %s", self)

@@ -65,3 +65,22 @@ def test_statsd_counts_http2_streams_and_events(server, statsd):
         lines = collect(statsd, wanted)
     for prefix in wanted:
         assert any(line.startswith(prefix) for line in lines), (prefix, lines)
+
+
+def test_statsd_gauges_connections_by_protocol(server, statsd):
+    """One HTTP/2 and one kept-alive HTTP/1.1 connection open: the gauges
+    say two connections, one of each protocol."""
+    port = statsd.getsockname()[1]
+    srv = server(tls=False, args=["--statsd-host", f"127.0.0.1:{port}", "--keep-alive", "30"])
+    with H2Client(srv.port) as client, socket.create_connection(("127.0.0.1", srv.port)) as h1:
+        assert client.get("/hello").status == 200
+        h1.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert h1.recv(65536).startswith(b"HTTP/1.1 200")  # and the connection stays open
+        wanted = [
+            "h2workers.connections:2|g",
+            "h2workers.connections.h2:1|g",
+            "h2workers.connections.http1:1|g",
+        ]
+        lines = collect(statsd, wanted)
+    for prefix in wanted:
+        assert any(line.startswith(prefix) for line in lines), (prefix, lines[-20:])
