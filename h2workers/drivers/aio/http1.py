@@ -6,26 +6,29 @@ the ASGI runner uses for HTTP/2 streams too, so the app layer cannot tell
 the two apart but for ``http_version``. Gunicorn's rules apply as on HTTP/2:
 the request policy (limits, trusted peers, scheme headers), a request head
 within ``timeout``, ``keepalive`` between requests, and ``Upgrade: h2c``
-when ``http2_cleartext`` allows it.
+when ``http2_cleartext`` allows it. ``h1fast.py`` is the same on httptools
+(``http1_parser``); what both share is in ``h1base.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import h11
-from h2.errors import ErrorCodes
 
 from h2workers.app.asgi.scope import ScopeBuilder
 from h2workers.app.asgi.serve import serve_request, serve_websocket
 from h2workers.app.response import has_no_body
+from h2workers.drivers.aio.h1base import (
+    H1Exchange,
+    H1WebSocket,
+    asks_websocket,
+    reason,
+    request_head,
+)
 from h2workers.errors import StreamClosed
 from h2workers.proto.headers import Header, RequestHead
 from h2workers.proto.upgrade import SWITCHING_PROTOCOLS, upgrade_block, upgrade_settings
@@ -34,9 +37,6 @@ from h2workers.session.session import Session
 if TYPE_CHECKING:
     from h2workers.drivers.aio.connection import LoopConnection
     from h2workers.drivers.aio.worker import AsgiH2
-
-READ_AHEAD = 256 * 1024  # request body buffered before reading pauses
-DRAIN_LIMIT = 1 << 20  # unread request body discarded to keep the connection
 
 
 class H11Protocol:
@@ -124,7 +124,7 @@ class H11Protocol:
                 self.upgrading = _Upgrading(settings, upgrade_block(shaped))
                 return  # the body follows; then 101 and HTTP/2
         self.worker.count_request()
-        if _asks_websocket(request):
+        if asks_websocket(request.method, request.headers):
             self.websocket = H11WebSocket(self, request)
             serve = serve_websocket(
                 self.worker.serve_context, self.websocket, self._builder(request), _head(request)
@@ -168,12 +168,12 @@ class H11Protocol:
         """A request h11 or our rules refuse: a 4xx, then close."""
         self.worker.log.debug("HTTP/1.1 request from %s refused: %s", self.conn.peer, why)
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            reason = _reason(status)
+            phrase = reason(status)
             body = b"%d %s\n" % (status, reason)
             headers = [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
             try:
                 for event in (
-                    h11.Response(status_code=status, headers=headers, reason=reason),
+                    h11.Response(status_code=status, headers=headers, reason=phrase),
                     h11.Data(data=body),
                     h11.EndOfMessage(),
                 ):
@@ -253,31 +253,8 @@ class H11Protocol:
             self.transport.close()
 
 
-def _asks_websocket(request: h11.Request) -> bool:
-    """RFC 6455 4.2.1: a GET with Upgrade: websocket, Connection: upgrade, a
-    key, version 13 (anything else is served as a plain request)."""
-    if request.method != b"GET":
-        return False
-    values: dict[bytes, bytes] = {}
-    for name, value in request.headers:
-        values[name] = values[name] + b"," + value if name in values else value
-    tokens = {t.strip() for t in values.get(b"connection", b"").lower().split(b",")}
-    return (
-        b"websocket" in values.get(b"upgrade", b"").lower()
-        and b"upgrade" in tokens
-        and bool(values.get(b"sec-websocket-key"))
-        and values.get(b"sec-websocket-version", b"").strip() == b"13"
-    )
-
-
 def _head(request: h11.Request) -> RequestHead:
-    return RequestHead(
-        method=request.method,
-        scheme=None,
-        authority=None,
-        path=request.target,
-        headers=list(request.headers),
-    )
+    return request_head(request.method, request.target, list(request.headers))
 
 
 @dataclass
@@ -298,221 +275,71 @@ class _GunicornShaped:
                         for n, v in request.headers]  # fmt: skip
 
 
-class H11Exchange:
-    """One HTTP/1.1 request and its response: the ASGI runner's channel."""
-
-    stream_id = 1
+class H11Exchange(H1Exchange):
+    """An HTTP/1.1 request's response, written through h11."""
 
     def __init__(self, protocol: H11Protocol, request: h11.Request) -> None:
-        self.protocol = protocol
+        super().__init__(protocol, request.method, request.http_version, list(request.headers))
         self.h11 = protocol.h11
-        self.request = request
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.ended = False  # the request body's end was seen
-        self.paused = False  # reading paused: the app is behind
-        self.waiter: asyncio.Future[None] | None = None
-        self.dropping = 0  # > 0: the response is done, the rest of the body is dropped
         self.chunked = False  # the response's framing can carry trailers
-        self.complete = False  # the response's end was sent
-
-    # fed by the protocol
-
-    def feed(self, data: bytes) -> None:
-        if self.dropping:
-            self.dropping -= min(self.dropping, len(data))
-            if not self.dropping:
-                self.protocol.transport.close()
-            return
-        self.chunks.append(data)
-        self.buffered += len(data)
-        if self.buffered >= READ_AHEAD and not self.paused:
-            self.paused = True
-            self.protocol.transport.pause_reading()
-        self.wake()
-
-    def feed_end(self) -> None:
-        self.ended = True
-        self.wake()
-
-    def discard(self) -> bool:
-        """The app is done and did not read the whole body: read and drop up
-        to DRAIN_LIMIT more so the connection can serve the next request."""
-        self.chunks.clear()
-        self.dropping = DRAIN_LIMIT
-        if self.paused:
-            self.paused = False
-            self.protocol.transport.resume_reading()
-        return True
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- AsyncChannel ------------------------------------------------------------
-
-    async def read_chunk(self, want: int = 0, ahead: int = 0) -> bytes:
-        while not self.chunks:
-            if self.ended:
-                return b""
-            self._check()
-            self.waiter = self.protocol.worker.loop.create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        if self.paused and self.buffered < READ_AHEAD // 2:
-            self.paused = False
-            self.protocol.transport.resume_reading()
-        return chunk
-
-    def body_ended(self) -> bool:
-        return self.ended and not self.chunks
 
     async def send_head(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
-        self._check()
+        self.check()
         headers = list(headers)
         names = {name for name, _ in headers}
-        method = self.request.method.decode("latin-1")
-        if end and b"content-length" not in names and not has_no_body(method, status):
+        if end and b"content-length" not in names and not has_no_body(self.method.decode(), status):
             headers.append((b"content-length", b"%d" % len(body)))
-        if self.protocol.stopping or not self.protocol.worker.alive:
-            headers.append((b"connection", b"close"))
-        headers.append((b"date", _http_date()))
-        headers.append((b"server", b"h2workers"))
-        # trailers only in a chunked body, to a client that said ``TE: trailers``
-        self.chunked = (
-            b"content-length" not in names
-            and self.request.http_version == b"1.1"
-            and any(n == b"te" and b"trailers" in v.lower() for n, v in self.request.headers)
-        )
+        headers += self.extra_headers()
+        self.chunked = b"content-length" not in names and self.wants_trailers()
         try:
-            self._send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
+            self._send(h11.Response(status_code=status, headers=headers, reason=reason(status)))
         except h11.LocalProtocolError as exc:
             raise StreamClosed(f"response refused by h11: {exc}") from exc
         await self.send_body(body, end)
 
     async def send_body(self, data: bytes, end: bool) -> None:
-        self._check()
+        self.check()
         if data:
             self._send(h11.Data(data=data))
         if end:
             self._send(h11.EndOfMessage())
-            self._complete()
+            self.completed()
             return
-        drained = self.protocol.drained
-        if drained is not None:
-            await drained
-            self._check()
+        await self.drain()
 
     def send_informational(self, status: int, headers: list[Header]) -> None:
-        if status != 100 and not self.protocol.worker.options.http1_early_hints:
-            return  # the operator's proxy cannot take them (see config.http1_early_hints)
-        if self.request.http_version == b"1.1" and not self.protocol.lost.done():
-            reason = _reason(status)
-            event = h11.InformationalResponse(status_code=status, headers=headers, reason=reason)
+        if self.may_send_informational(status):
+            event = h11.InformationalResponse(
+                status_code=status, headers=headers, reason=reason(status)
+            )
             self._send(event)
 
     def send_trailers(self, headers: list[Header]) -> None:
         if self.protocol.lost.done():
             return
         self._send(h11.EndOfMessage(headers=headers if self.chunked else []))
-        self._complete()
-
-    def reset(self, error_code: ErrorCodes) -> None:
-        """HTTP/1.1 has no reset: close, so the client sees the response cut."""
-        self.protocol.transport.close()
-
-    async def wait_closed(self) -> None:
-        await asyncio.shield(self.protocol.lost)
-
-    def push(self, block: list[Header]) -> bool:
-        return False  # HTTP/1.1 has no push (the extension is not offered)
-
-    def finish(self) -> None:
-        """The app's task is over (whatever happened)."""
-        if not self.complete and not self.protocol.lost.done():
-            self.protocol.transport.close()
-
-    def _complete(self) -> None:
-        self.complete = True
-        self.protocol.finished()
+        self.completed()
 
     def _send(self, event: Any) -> None:
-        self.protocol._write(self.h11.send(event))
-
-    def _check(self) -> None:
-        if self.protocol.lost.done():
-            raise StreamClosed("the client closed the connection")
+        data = self.h11.send(event)
+        if data:
+            self.protocol.transport.write(data)
 
 
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+class H11WebSocket(H1WebSocket):
+    """The opening handshake's answer through h11: a 101, or a denial."""
 
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def _http_date() -> bytes:
-    """The Date header, formatted once a second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode())
-    return _date_cache[1]
-
-
-WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-class H11WebSocket:
-    """A WebSocket over HTTP/1.1 (RFC 6455): the opening handshake through
-    h11 (101, or a denial), then the socket's bytes (``WebSocketTransport``)."""
+    protocol: H11Protocol
 
     def __init__(self, protocol: H11Protocol, request: h11.Request) -> None:
-        self.protocol = protocol
-        self.key = next(v for n, v in request.headers if n == b"sec-websocket-key").strip()
-        self.inbox: deque[bytes] = deque()
-        self.buffered = 0
-        self.eof = False
-        self.paused = False
-        self.switched = False  # the 101 went out: bytes are WebSocket frames
-        self.waiter: asyncio.Future[None] | None = None
-
-    def feed(self, data: bytes) -> None:
-        if data:
-            self.inbox.append(data)
-            self.buffered += len(data)
-            if self.buffered >= READ_AHEAD and not self.paused:
-                self.paused = True
-                self.protocol.transport.pause_reading()
-        else:
-            self.eof = True
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        super().__init__(protocol, request.headers)
 
     async def accept(self, subprotocol: str | None, headers: list[Header]) -> None:
-        accept = base64.b64encode(hashlib.sha1(self.key + WEBSOCKET_GUID).digest())
-        block = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
-                 (b"sec-websocket-accept", accept)]  # fmt: skip
-        if subprotocol is not None:
-            block.append((b"sec-websocket-protocol", subprotocol.encode()))
-        block += [(n, v) for n, v in headers if n not in _HANDSHAKE_FIELDS]
         protocol = self.protocol
-        switching = h11.InformationalResponse(status_code=101, headers=block, reason=_reason(101))
+        block = self.accept_block(subprotocol, headers)
+        switching = h11.InformationalResponse(status_code=101, headers=block, reason=reason(101))
         protocol._write(protocol.h11.send(switching))
-        self.switched = True
-        trailing, _ = protocol.h11.trailing_data
-        if trailing:
-            self.feed(trailing)
-        protocol.transport.resume_reading()
+        self.switched_with(protocol.h11.trailing_data[0])
 
     async def deny(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
         protocol = self.protocol
@@ -523,42 +350,9 @@ class H11WebSocket:
                 block.append((b"content-length", b"%d" % len(body)))
             block.append((b"connection", b"close"))
             protocol._write(conn.send(h11.Response(status_code=status, headers=block,
-                                                   reason=_reason(status))))  # fmt: skip
+                                                   reason=reason(status))))  # fmt: skip
         if body:
             protocol._write(conn.send(h11.Data(data=body)))
         if end:
             protocol._write(conn.send(h11.EndOfMessage()))
             protocol.transport.close()
-
-    async def read(self) -> bytes:
-        while not self.inbox:
-            if self.eof:
-                return b""
-            self.waiter = self.protocol.worker.loop.create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        data = self.inbox.popleft()
-        self.buffered -= len(data)
-        if self.paused and self.buffered < READ_AHEAD // 2:
-            self.paused = False
-            self.protocol.transport.resume_reading()
-        return data
-
-    async def write(self, data: bytes) -> None:
-        protocol = self.protocol
-        if protocol.lost.done():
-            raise StreamClosed("the client closed the connection")
-        protocol.transport.write(data)
-        drained = protocol.drained
-        if drained is not None:
-            await drained
-
-    def close(self) -> None:
-        self.protocol.transport.close()
-
-
-_HANDSHAKE_FIELDS = frozenset(
-    (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-protocol")
-)
