@@ -117,6 +117,7 @@ class ServerSpec:
     asgi: bool = False
     needs: str = ""  # module that must be importable
     about: str = ""
+    config: str = ""  # gunicorn.conf.py text (h2workers' config-file-only settings)
 
     def missing(self) -> str | None:
         """Why this server cannot run here, or None."""
@@ -138,6 +139,10 @@ class ServerSpec:
                 cmd += ["--http2-cleartext", "prior-knowledge"]
             if launch.hold_idle:
                 cmd += [*IDLE_GUNICORN, *idle_gunicorn(launch.hold_idle)]
+            if self.config:
+                config = launch.workdir / f"{self.name}.conf.py"
+                config.write_text(self.config)
+                cmd += ["-c", str(config)]
             return [*cmd, f"bench.apps:{launch.app}{'_asgi' if self.asgi else ''}"]
         if self.kind == "uvicorn":
             cmd = [sys.executable, "-m", "uvicorn", "--workers", "1", "--host", "127.0.0.1",
@@ -197,11 +202,17 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec("h2workers-asgi", "gunicorn", worker="h2workers.AsgiH2", asgi=True,
                    needs="h11", about="gunicorn -k h2workers.AsgiH2 -w 1 (the ASGI twin)"),
         ServerSpec("h2workers-asgi-h1", "gunicorn", worker="h2workers.AsgiH2", asgi=True,
-                   h1=True, needs="h11", about="AsgiH2 driven with h2load --h1 (h11)"),
+                   h1=True, needs="httptools",
+                   about="AsgiH2 driven with h2load --h1 (httptools)"),
+        ServerSpec("h2workers-asgi-h11", "gunicorn", worker="h2workers.AsgiH2", asgi=True,
+                   h1=True, needs="h11", config="http1_parser = 'h11'\n",
+                   about="AsgiH2 driven with h2load --h1, http1_parser = 'h11'"),
         ServerSpec("gunicorn-asgi", "gunicorn", worker="asgi", asgi=True,
                    about="gunicorn -k asgi -w 1 --http-protocols h2,h1 (Gunicorn 25+)"),
         ServerSpec("uvicorn-h11", "uvicorn", asgi=True, h1=True, needs="uvicorn",
                    about="uvicorn --http h11 (HTTP/1.1 only), same loop as AsgiH2"),
+        ServerSpec("uvicorn-httptools", "uvicorn", asgi=True, h1=True, needs="uvicorn",
+                   about="uvicorn --http httptools (HTTP/1.1 only), same loop as AsgiH2"),
         ServerSpec("gunicorn-gevent", "gunicorn", worker="gevent", needs="gevent",
                    about="gunicorn -k gevent -w 1 --http-protocols h2,h1 (Gunicorn 25+)"),
     )

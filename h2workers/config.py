@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import shlex
 import sys
@@ -74,6 +75,18 @@ def _flag(name: str, value: Any) -> bool:
     raise ConfigError(f"{name} must be True or False, got {value!r}")
 
 
+PARSERS = ("auto", "h11", "httptools")
+
+
+def _parser(name: str, value: Any) -> str:
+    parser = str(value).strip().lower()
+    if parser not in PARSERS:
+        raise ConfigError(f"{name} must be one of {', '.join(PARSERS)}; got {value!r}")
+    if parser == "httptools" and importlib.util.find_spec("httptools") is None:
+        raise ConfigError(f"{name} = 'httptools' needs httptools: pip install 'h2workers[asgi]'")
+    return parser
+
+
 def _protocols(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         items = [str(v).strip().lower() for v in value]
@@ -114,6 +127,7 @@ class _Spec:
 
 _seconds.allowed = "seconds, 0 to 86,400 (0: off)"  # type: ignore[attr-defined]
 _flag.allowed = "True or False"  # type: ignore[attr-defined]
+_parser.allowed = ", ".join(PARSERS)  # type: ignore[attr-defined]
 _protocols.allowed = "comma-separated h2, h1, in order of preference"  # type: ignore[attr-defined]
 _cleartext.allowed = ", ".join(CLEARTEXT_MODES)  # type: ignore[attr-defined]
 
@@ -181,6 +195,13 @@ SPECS = (
         "get them. Turn it off behind a proxy that takes a 1xx response from its "
         "upstream for the final one: nginx before 1.29 does, and fails the request.",
     ),
+    _Spec(
+        "http1_parser", "", "auto", _parser,
+        "AsgiH2: what parses HTTP/1.1. `httptools` (llhttp, in C; it comes with "
+        "the `asgi` extra) is about twice as fast as `h11` (pure Python); `auto` "
+        "takes httptools when it is installed. `Upgrade: h2c` in cleartext is "
+        "always parsed by h11.",
+    ),
     # AsgiH2's WebSockets (config file only)
     _Spec(
         "websocket_max_message_size", "", 16 << 20, _int_in(1, MAX_WINDOW),
@@ -235,6 +256,7 @@ class ServerOptions:
     h2: H2Settings
     websocket: WebSocketSettings = WebSocketSettings()
     http1_early_hints: bool = True  # 103 responses to HTTP/1.1 clients
+    http1_parser: str = "auto"  # AsgiH2's: auto, h11 or httptools
 
     @property
     def offers_h2(self) -> bool:
@@ -244,6 +266,13 @@ class ServerOptions:
     def alpn(self) -> list[str]:
         names = {"h2": "h2", "h1": "http/1.1"}
         return [names[p] for p in self.protocols]
+
+    @property
+    def fast_http1(self) -> bool:
+        """AsgiH2 parses HTTP/1.1 with httptools (else h11)."""
+        if self.http1_parser == "auto":
+            return importlib.util.find_spec("httptools") is not None
+        return self.http1_parser == "httptools"
 
     @property
     def prior_knowledge(self) -> bool:
@@ -299,6 +328,7 @@ def _resolve(cfg: Any) -> ServerOptions:
             ping_timeout=values["websocket_ping_timeout"],
         ),
         http1_early_hints=values["http1_early_hints"],
+        http1_parser=values["http1_parser"],
     )
 
 

@@ -108,13 +108,17 @@ class LoopConnection(asyncio.Protocol):
         return plain
 
     def _become(self, h2: bool, initial: bytes) -> None:
-        from h2workers.drivers.aio.http1 import H11Protocol
-
         self.deadline = 0.0
         if h2:
             self.handler = H2Protocol(self.worker, self.transport, self.peer, self.server)
             self.handler.session.start(initial, time.monotonic())
-        else:
+        elif self.worker.fast_http1 and not (self.worker.options.upgrade and self.tls is None):
+            from h2workers.drivers.aio.h1fast import FastProtocol
+
+            self.handler = FastProtocol(self.worker, self, initial)
+        else:  # h11, which also takes Upgrade: h2c
+            from h2workers.drivers.aio.http1 import H11Protocol
+
             self.handler = H11Protocol(self.worker, self, initial)
 
     def upgrade(self, session_start: Any) -> None:

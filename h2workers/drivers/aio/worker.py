@@ -43,6 +43,7 @@ class AsgiH2(H2Worker):
         self.options = dataclasses.replace(self.options, h2=h2)
         self.conns: set[LoopConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.fast_http1 = self.options.fast_http1  # httptools parses HTTP/1.1
 
     def init_process(self) -> None:
         """A fresh loop after the fork: uvloop's when it is installed (TLS
