@@ -45,6 +45,20 @@ def test_keep_alive_and_pipelining(srv):
     assert responses[2].header("connection") == "close"
 
 
+def test_a_pipelined_upload_behind_a_slow_request(srv):
+    """A POST pipelined behind a slow GET: its 2 MiB body is still arriving
+    when its turn comes, and must be read then."""
+    body = b"u" * (2 * 1024 * 1024)
+    raw = get("/sleep?s=0.3") + (
+        b"POST /upload-count HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n" % len(body)
+    )
+    data = h1_exchange(srv.port, raw, body_parts=[body], until_close=True)
+    slow, upload = parse_h1(data)
+    assert slow.status == 200 and upload.status == 200
+    assert upload.json()["count"] == len(body)
+
+
 def test_http10_with_and_without_keep_alive(srv):
     """HTTP/1.0 closes after the response unless the client asks to keep the
     connection; httptools honours that, h11 always closes (both allowed)."""

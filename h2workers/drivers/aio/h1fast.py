@@ -223,7 +223,10 @@ class FastProtocol:
     def _next(self) -> None:
         self.exchange = None
         if self.waiting:
-            self._serve(*self.waiting.popleft())
+            exchange, head = self.waiting.popleft()
+            self._serve(exchange, head)
+            if not exchange.paused:  # its body may still be on its way
+                self.transport.resume_reading()
             return
         if self.stopping or not self.worker.alive or self.worker.cfg.keepalive <= 0:
             self.transport.close()
