@@ -159,6 +159,8 @@ def test_a_head_over_the_limit_is_refused(srv):
         b"GET /hel lo HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /hello HTTP/9.9\r\nHost: x\r\n\r\n",
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+        b"GET /hello HTTP/1.1\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     ],
     ids=[
         "cl-and-te",
@@ -168,6 +170,8 @@ def test_a_head_over_the_limit_is_refused(srv):
         "space-in-target",
         "version",
         "tls",
+        "no-host",
+        "two-hosts",
     ],
 )
 def test_malformed_and_smuggling_requests_get_4xx_and_close(srv, raw):

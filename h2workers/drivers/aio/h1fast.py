@@ -128,6 +128,10 @@ class FastProtocol:
         if version not in (b"1.0", b"1.1"):
             self.refusal = (400, f"HTTP version {version!r}")
             raise ValueError(self.refusal[1])  # httptools stops parsing
+        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        if hosts > 1 or (hosts == 0 and version == b"1.1"):  # RFC 9112 3.2, as h11
+            self.refusal = (400, "an HTTP/1.1 request needs one Host header")
+            raise ValueError(self.refusal[1])
         method = parser.get_method()
         head = request_head(method, self.url, self.headers)
         if asks_websocket(method, self.headers):
