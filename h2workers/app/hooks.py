@@ -10,9 +10,9 @@ worker, looked up once per worker; each interface extends it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 
@@ -29,10 +29,24 @@ class HookContext:
         self.http1_early_hints = worker.options.http1_early_hints
         self.pre_request = cfg.pre_request
         self.post_request = cfg.post_request
+        # Gunicorn's default pre_request writes one debug line, its default
+        # post_request nothing: skipped when they would do nothing
+        self.calls_pre_request = _overridden(self.pre_request) or _debug_enabled(worker.log)
+        self.calls_post_request = _overridden(self.post_request)
         # Gunicorn's statsd logger counts requests in its access(): it is
         # called for them even with no access log line to write
         statsd = callable(getattr(worker.log, "increment", None))
         self.access_log = statsd or _access_log_enabled(worker.log, cfg)
+
+
+def _overridden(hook: Any) -> bool:
+    """The hook is the user's, not Gunicorn's default."""
+    return getattr(hook, "__module__", "") != "gunicorn.config"
+
+
+def _debug_enabled(log: Any) -> bool:
+    error_log = getattr(log, "error_log", None)
+    return error_log is None or bool(error_log.isEnabledFor(logging.DEBUG))
 
 
 def _access_log_enabled(log: Any, cfg: Any) -> bool:
@@ -59,22 +73,38 @@ class Exchange:
         self.logged: Any = None  # set once the response is whole: the access log's
 
 
-@contextmanager
-def request_hooks(
-    ctx: HookContext, req: Any, environ: dict[str, Any] | None = None
-) -> Iterator[Exchange]:
+class request_hooks:  # lowercase: used as a function, ``with request_hooks(...)``
     """``pre_request``; the body of the ``with`` (the app); the access log
     line if the body set ``logged``; ``post_request``, whatever happened
-    (its own failure is logged, never raised)."""
-    exchange = Exchange({} if environ is None else environ)
-    started = datetime.now() if ctx.access_log else None
-    try:
-        ctx.pre_request(ctx.worker, req)
-        yield exchange
-    finally:
-        if started is not None and exchange.logged is not None:
-            ctx.log.access(exchange.logged, req, exchange.environ, datetime.now() - started)
-        try:
-            ctx.post_request(ctx.worker, req, exchange.environ, exchange.response)
-        except Exception:
-            ctx.log.exception("Exception in post_request hook")
+    (its own failure is logged, never raised). A class, not a generator
+    context manager: this runs for every request."""
+
+    __slots__ = ("ctx", "exchange", "req", "started")
+
+    def __init__(self, ctx: HookContext, req: Any, environ: dict[str, Any] | None = None) -> None:
+        self.ctx = ctx
+        self.req = req
+        self.exchange = Exchange({} if environ is None else environ)
+        self.started = datetime.now() if ctx.access_log else None
+
+    def __enter__(self) -> Exchange:
+        ctx = self.ctx
+        if ctx.calls_pre_request:
+            ctx.pre_request(ctx.worker, self.req)
+        return self.exchange
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        ctx, exchange = self.ctx, self.exchange
+        if self.started is not None and exchange.logged is not None:
+            elapsed = datetime.now() - self.started
+            ctx.log.access(exchange.logged, self.req, exchange.environ, elapsed)
+        if ctx.calls_post_request:
+            try:
+                ctx.post_request(ctx.worker, self.req, exchange.environ, exchange.response)
+            except Exception:
+                ctx.log.exception("Exception in post_request hook")

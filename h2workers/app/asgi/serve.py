@@ -40,7 +40,7 @@ class AsgiContext(HookContext):
         self.state = state  # lifespan's, copied into each scope (None: no lifespan)
         self.websocket = worker.options.websocket  # limits and keep-alive pings
         # post_request gets an environ: build one only if someone reads it
-        self.wants_environ = self.access_log or _overridden(self.post_request)
+        self.wants_environ = self.access_log or self.calls_post_request
         # what every request may use, whatever its protocol (see connection_extensions)
         self.extensions: dict[str, Any] = {
             "http.response.trailers": {},
@@ -54,10 +54,6 @@ class AsgiContext(HookContext):
         if tls is not None:
             extensions["tls"] = tls_extension(tls)
         return ScopeBuilder(self.cfg, peer, server, tls is not None, http_version, extensions)
-
-
-def _overridden(hook: Any) -> bool:
-    return getattr(hook, "__module__", "") != "gunicorn.config"
 
 
 async def serve_request(

@@ -264,11 +264,11 @@ def request_head(method: bytes, target: bytes, headers: list[Header]) -> Request
     return RequestHead(method=method, scheme=None, authority=None, path=target, headers=headers)
 
 
+_REASONS = {int(status): status.phrase.encode() for status in HTTPStatus}
+
+
 def reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 _date_cache: tuple[int, bytes] = (0, b"")

@@ -134,7 +134,7 @@ class FastProtocol:
             raise ValueError(self.refusal[1])
         method = parser.get_method()
         head = request_head(method, self.url, self.headers)
-        if asks_websocket(method, self.headers):
+        if parser.should_upgrade() and asks_websocket(method, self.headers):
             self.asked_websocket = head  # served when httptools stops at the upgrade
             return
         exchange = FastExchange(self, method, version, self.headers, parser.should_keep_alive())
@@ -275,7 +275,7 @@ class FastProtocol:
 
 
 def _lines(headers: list[Header]) -> bytes:
-    return b"".join(b"%s: %s\r\n" % pair for pair in headers)
+    return b"".join([b"%s: %s\r\n" % pair for pair in headers])
 
 
 class FastExchange(H1Exchange):
