@@ -88,6 +88,92 @@ def priority_update(sid: int, value: bytes, on_stream: int = 0) -> bytes:
     return raw_frame(0x10, 0, on_stream, struct.pack(">I", sid) + value)
 
 
+# -- frames a client sends, byte for byte (RFC 9113 6) ---------------------------
+
+# Frame types (RFC 9113 6) and flags.
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY = range(8)
+WINDOW_UPDATE, CONTINUATION = 8, 9
+NAMES = (
+    "DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY",
+    "WINDOW_UPDATE", "CONTINUATION",
+)  # fmt: skip
+END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
+PADDED = 0x8
+PRIORITY_FLAG = 0x20
+
+# SETTINGS identifiers (RFC 9113 6.5.2).
+HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
+INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE = 0x4, 0x5, 0x6
+
+
+def _padding(payload: bytes, pad: int | None) -> tuple[int, bytes]:
+    if pad is None:
+        return 0, payload
+    return PADDED, bytes((pad,)) + payload + b"\0" * pad
+
+
+def data(sid: int, payload: bytes = b"", end_stream: bool = False, pad: int | None = None) -> bytes:
+    flag, body = _padding(payload, pad)
+    return raw_frame(DATA, flag | (END_STREAM if end_stream else 0), sid, body)
+
+
+def priority_fields(depends_on: int, weight: int, exclusive: bool = False) -> bytes:
+    """The 5 priority octets; ``weight`` is the wire value (0-255 for 1-256)."""
+    return struct.pack(">IB", depends_on | (0x8000_0000 if exclusive else 0), weight)
+
+
+def headers(
+    sid: int,
+    block: bytes,
+    end_stream: bool = True,
+    end_headers: bool = True,
+    pad: int | None = None,
+    priority: tuple[int, int, bool] | None = None,
+) -> bytes:
+    """A HEADERS frame carrying an encoded ``block``; ``priority`` is
+    (depends_on, wire weight, exclusive)."""
+    flags = (END_STREAM if end_stream else 0) | (END_HEADERS if end_headers else 0)
+    if priority is not None:
+        flags |= PRIORITY_FLAG
+        block = priority_fields(*priority) + block
+    pad_flag, body = _padding(block, pad)
+    return raw_frame(HEADERS, flags | pad_flag, sid, body)
+
+
+def continuation(sid: int, block: bytes, end_headers: bool = True) -> bytes:
+    return raw_frame(CONTINUATION, END_HEADERS if end_headers else 0, sid, block)
+
+
+def priority(sid: int, depends_on: int = 0, weight: int = 15, exclusive: bool = False) -> bytes:
+    return raw_frame(PRIORITY, 0, sid, priority_fields(depends_on, weight, exclusive))
+
+
+def rst_stream(sid: int, code: int = ErrorCodes.CANCEL) -> bytes:
+    return raw_frame(RST_STREAM, 0, sid, struct.pack(">I", code))
+
+
+def settings(*pairs: tuple[int, int], ack: bool = False) -> bytes:
+    payload = b"".join(struct.pack(">HI", ident, value) for ident, value in pairs)
+    return raw_frame(SETTINGS, ACK if ack else 0, 0, payload)
+
+
+def ping(payload: bytes = b"h2spec!!", ack: bool = False) -> bytes:
+    return raw_frame(PING, ACK if ack else 0, 0, payload)
+
+
+def goaway_frame(last: int, code: int = ErrorCodes.NO_ERROR, debug: bytes = b"") -> bytes:
+    return raw_frame(GOAWAY, 0, 0, struct.pack(">II", last, code) + debug)
+
+
+def window_update(sid: int, increment: int) -> bytes:
+    return raw_frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", increment))
+
+
+def push_promise(sid: int, promised: int, block: bytes) -> bytes:
+    return raw_frame(PUSH_PROMISE, END_HEADERS, sid, struct.pack(">I", promised) + block)
+
+
 def of_type(frames: Iterable[Frame], kind: type[Frame], stream_id: int | None = None) -> list:
     return [
         f for f in frames if isinstance(f, kind) and (stream_id is None or f.stream_id == stream_id)

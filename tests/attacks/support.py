@@ -2,8 +2,8 @@
 builders (any frame, including the ones h2 refuses to produce), worker
 measurements from /proc and the "is the worker still fine" check.
 
-``RawConn`` writes bytes it builds itself (hyperframe + its own HPACK
-encoder) and splits what the server sends with the exact frame parser of
+``RawConn`` writes bytes it builds itself (tests/frames.py's builders and
+its own HPACK encoder) and splits what the server sends with the exact frame parser of
 tests/e2e/util.py, so an attack is neither helped nor hindered by h2.
 """
 
@@ -17,17 +17,9 @@ from collections.abc import Callable, Iterable
 
 import hpack
 from h2.errors import ErrorCodes
-from hyperframe.frame import (
-    ContinuationFrame,
-    Frame,
-    GoAwayFrame,
-    HeadersFrame,
-    PingFrame,
-    RstStreamFrame,
-    SettingsFrame,
-    WindowUpdateFrame,
-)
+from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
+from tests import frames
 from tests.e2e.util import (
     PREFACE,
     FrameReader,
@@ -75,52 +67,23 @@ def config(**values: object) -> str:
     return "".join(f"{name} = {value!r}\n" for name, value in values.items())
 
 
-# -- frames ---------------------------------------------------------------------
-
-
-def settings(*pairs: tuple[int, int]) -> bytes:
-    frame = SettingsFrame(0)
-    for key, value in pairs:
-        frame.settings[key] = value
-    return frame.serialize()
+# -- frames (tests/frames.py's builders, under the names these suites use) -------
 
 
 def ping(n: int = 0) -> bytes:
-    frame = PingFrame(0)
-    frame.opaque_data = struct.pack(">Q", n)
-    return frame.serialize()
+    """A PING whose payload is the number ``n``."""
+    return frames.ping(struct.pack(">Q", n))
 
 
-def rst(stream_id: int, code: int = ErrorCodes.CANCEL) -> bytes:
-    frame = RstStreamFrame(stream_id)
-    frame.error_code = code
-    return frame.serialize()
-
-
-def window_update(stream_id: int, increment: int) -> bytes:
-    frame = WindowUpdateFrame(stream_id)
-    frame.window_increment = increment
-    return frame.serialize()
-
-
-def headers_frame(
-    stream_id: int, block: bytes, *, end_stream: bool = True, end_headers: bool = True
-) -> bytes:
-    frame = HeadersFrame(stream_id)
-    frame.data = block
-    if end_stream:
-        frame.flags.add("END_STREAM")
-    if end_headers:
-        frame.flags.add("END_HEADERS")
-    return frame.serialize()
+settings = frames.settings
+rst = frames.rst_stream  # CANCEL unless told otherwise
+window_update = frames.window_update
+headers_frame = frames.headers  # END_STREAM and END_HEADERS unless told otherwise
 
 
 def continuation(stream_id: int, fragment: bytes, *, end_headers: bool = False) -> bytes:
-    frame = ContinuationFrame(stream_id)
-    frame.data = fragment
-    if end_headers:
-        frame.flags.add("END_HEADERS")
-    return frame.serialize()
+    """A CONTINUATION frame; mid-block unless told otherwise (floods send many)."""
+    return frames.continuation(stream_id, fragment, end_headers=end_headers)
 
 
 def goaway_code(frame: GoAwayFrame) -> str:

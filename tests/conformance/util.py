@@ -27,27 +27,90 @@ from h2.errors import ErrorCodes
 from h2workers.config import H2Settings
 from h2workers.proto import events as ev
 from h2workers.proto.core import H2Core
-from tests.frames import PREFACE, RawFrame, RawFrameReader
-from tests.frames import raw_frame as frame  # the RFC tests call it ``frame``
+from tests.frames import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    ENABLE_PUSH,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADER_TABLE_SIZE,
+    HEADERS,
+    INITIAL_WINDOW_SIZE,
+    MAX_CONCURRENT_STREAMS,
+    MAX_FRAME_SIZE,
+    MAX_HEADER_LIST_SIZE,
+    NAMES,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY,
+    PRIORITY_FLAG,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    RawFrame,
+    RawFrameReader,
+    continuation,
+    data,
+    goaway_frame,
+    headers,
+    ping,
+    priority,
+    priority_fields,
+    push_promise,
+    rst_stream,
+    settings,
+    window_update,
+)
+from tests.frames import raw_frame as frame
 from tests.sockets import SocketPeer
 
 Header = tuple[bytes, bytes]
 
-# Frame types (RFC 9113 6) and flags.
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY = range(8)
-WINDOW_UPDATE, CONTINUATION = 8, 9
-NAMES = (
-    "DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY",
-    "WINDOW_UPDATE", "CONTINUATION",
-)  # fmt: skip
-END_STREAM = ACK = 0x1
-END_HEADERS = 0x4
-PADDED = 0x8
-PRIORITY_FLAG = 0x20
-
-# SETTINGS identifiers (RFC 9113 6.5.2).
-HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS = 0x1, 0x2, 0x3
-INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE = 0x4, 0x5, 0x6
+# The frame builders and numbers are tests/frames.py's; the RFC tests import
+# them from here with the rest (``frame`` is ``raw_frame``).
+__all__ = [
+    "ACK",
+    "CONTINUATION",
+    "DATA",
+    "ENABLE_PUSH",
+    "END_HEADERS",
+    "END_STREAM",
+    "GOAWAY",
+    "HEADERS",
+    "HEADER_TABLE_SIZE",
+    "INITIAL_WINDOW_SIZE",
+    "MAX_CONCURRENT_STREAMS",
+    "MAX_FRAME_SIZE",
+    "MAX_HEADER_LIST_SIZE",
+    "NAMES",
+    "PADDED",
+    "PING",
+    "PREFACE",
+    "PRIORITY",
+    "PRIORITY_FLAG",
+    "PUSH_PROMISE",
+    "RST_STREAM",
+    "SETTINGS",
+    "WINDOW_UPDATE",
+    "RawFrame",
+    "RawFrameReader",
+    "continuation",
+    "data",
+    "frame",
+    "goaway_frame",
+    "headers",
+    "ping",
+    "priority",
+    "priority_fields",
+    "push_promise",
+    "rst_stream",
+    "settings",
+    "window_update",
+]
 
 NO_ERROR = ErrorCodes.NO_ERROR
 PROTOCOL_ERROR = ErrorCodes.PROTOCOL_ERROR
@@ -66,73 +129,6 @@ DEFAULT_MAX_FRAME = 16_384
 
 
 # -- frames the client sends ----------------------------------------------------
-
-
-def _padding(payload: bytes, pad: int | None) -> tuple[int, bytes]:
-    if pad is None:
-        return 0, payload
-    return PADDED, bytes((pad,)) + payload + b"\0" * pad
-
-
-def data(sid: int, payload: bytes = b"", end_stream: bool = False, pad: int | None = None) -> bytes:
-    flag, body = _padding(payload, pad)
-    return frame(DATA, flag | (END_STREAM if end_stream else 0), sid, body)
-
-
-def priority_fields(depends_on: int, weight: int, exclusive: bool = False) -> bytes:
-    """The 5 priority octets; ``weight`` is the wire value (0-255 for 1-256)."""
-    return struct.pack(">IB", depends_on | (0x8000_0000 if exclusive else 0), weight)
-
-
-def headers(
-    sid: int,
-    block: bytes,
-    end_stream: bool = True,
-    end_headers: bool = True,
-    pad: int | None = None,
-    priority: tuple[int, int, bool] | None = None,
-) -> bytes:
-    """A HEADERS frame carrying an encoded ``block``; ``priority`` is
-    (depends_on, wire weight, exclusive)."""
-    flags = (END_STREAM if end_stream else 0) | (END_HEADERS if end_headers else 0)
-    if priority is not None:
-        flags |= PRIORITY_FLAG
-        block = priority_fields(*priority) + block
-    pad_flag, body = _padding(block, pad)
-    return frame(HEADERS, flags | pad_flag, sid, body)
-
-
-def continuation(sid: int, block: bytes, end_headers: bool = True) -> bytes:
-    return frame(CONTINUATION, END_HEADERS if end_headers else 0, sid, block)
-
-
-def priority(sid: int, depends_on: int = 0, weight: int = 15, exclusive: bool = False) -> bytes:
-    return frame(PRIORITY, 0, sid, priority_fields(depends_on, weight, exclusive))
-
-
-def rst_stream(sid: int, code: int = CANCEL) -> bytes:
-    return frame(RST_STREAM, 0, sid, struct.pack(">I", code))
-
-
-def settings(*pairs: tuple[int, int], ack: bool = False) -> bytes:
-    payload = b"".join(struct.pack(">HI", ident, value) for ident, value in pairs)
-    return frame(SETTINGS, ACK if ack else 0, 0, payload)
-
-
-def ping(payload: bytes = b"h2spec!!", ack: bool = False) -> bytes:
-    return frame(PING, ACK if ack else 0, 0, payload)
-
-
-def goaway_frame(last: int, code: int = NO_ERROR, debug: bytes = b"") -> bytes:
-    return frame(GOAWAY, 0, 0, struct.pack(">II", last, code) + debug)
-
-
-def window_update(sid: int, increment: int) -> bytes:
-    return frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", increment))
-
-
-def push_promise(sid: int, promised: int, block: bytes) -> bytes:
-    return frame(PUSH_PROMISE, END_HEADERS, sid, struct.pack(">I", promised) + block)
 
 
 def request_block(
