@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import ssl
 import struct
 import time
 
@@ -161,3 +163,30 @@ def test_http11_disconnect_mid_upload_raises_oserror_in_the_app(one_thread, requ
     assert record["oserror"], record
     assert after < 3.0
     assert h1_request(srv.port, "/hello", timeout=5).status == 200
+
+
+@pytest.mark.parametrize("pipelined", [1, 3])
+@pytest.mark.parametrize("tls", [False, True], ids=["cleartext", "tls"])
+def test_a_client_that_half_closes_after_its_requests_gets_the_responses(
+    one_thread, tls_two, tls_files, tls, pipelined
+):
+    """HTTP/1.1: the requests, then FIN (``shutdown(SHUT_WR)``, as ``nc -N``
+    and some health checkers do; over TLS without close_notify): every
+    response still arrives, then the server closes. (AsgiH2 dropped them:
+    its transport closed itself on EOF.)"""
+    srv = tls_two if tls else one_thread
+    raw = b"".join(b"GET /sleep?s=0.1 HTTP/1.1\r\nHost: x\r\n\r\n" for _ in range(pipelined))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as tcp:
+        sock = tcp
+        if tls:
+            sock = tls_files.client_context(alpn=None).wrap_socket(tcp, server_hostname="127.0.0.1")
+        sock.sendall(raw)
+        with socket.socket(fileno=os.dup(sock.fileno())) as same:  # TCP's FIN, TLS untouched
+            same.shutdown(socket.SHUT_WR)
+        data = b""
+        try:
+            while piece := sock.recv(65536):
+                data += piece
+        except ssl.SSLError:  # the WSGI workers' TLS answers the bare FIN with an alert
+            pass
+    assert data.count(b"HTTP/1.1 200") == pipelined, data[:300]

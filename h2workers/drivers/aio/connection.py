@@ -127,10 +127,13 @@ class LoopConnection(asyncio.Protocol):
         session_start(self.handler.session)
 
     def eof_received(self) -> bool | None:
+        """The client sent FIN. An HTTP/1.1 client may do that right after
+        its request and still read the response (the handler closes when it
+        is sent: True keeps the transport open); HTTP/2 ends with the session."""
         handler = self.handler
         if handler is not None:
-            handler.eof_received()
-        return None  # close our side too once the handler is done
+            return bool(handler.eof_received())
+        return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
         handler = self.handler
@@ -184,8 +187,9 @@ class H2Protocol:
     def data_received(self, data: bytes) -> None:
         self.session.receive(data, time.monotonic())
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool:
         self.session.close()
+        return False
 
     def connection_lost(self) -> None:
         self.closed = True

@@ -97,14 +97,16 @@ class FastProtocol:
             if self.head_bytes > self.worker.head_limit:
                 self._refuse(431, "request head over Gunicorn's limits")
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool:
+        """The client half-closed: what it asked for is answered, then closed."""
         if self.websocket is not None and self.websocket.switched:
             self.websocket.feed(b"")
-            return
+            return True
         if self.exchange is None:
             self.transport.close()
         else:
-            self.closing = True  # the client sends nothing more: close after the response
+            self.closing = True  # close after the responses in progress and queued
+        return True
 
     # httptools' callbacks
 
@@ -217,7 +219,7 @@ class FastProtocol:
         exchange = self.exchange
         if exchange is None:
             return
-        if not exchange.keep_alive or self.closing:
+        if not exchange.keep_alive:
             self.transport.close()
         elif exchange.ended:
             self._next()
@@ -232,7 +234,7 @@ class FastProtocol:
             if not exchange.paused:  # its body may still be on its way
                 self.transport.resume_reading()
             return
-        if self.stopping or not self.worker.alive or self.worker.cfg.keepalive <= 0:
+        if self.closing or self.stopping or not self.worker.alive or self.worker.cfg.keepalive <= 0:
             self.transport.close()
             return
         self.idle_deadline = time.monotonic() + max(float(self.worker.cfg.keepalive), 1.0)
@@ -316,7 +318,7 @@ class FastExchange(H1Exchange):
         self.keep_alive = (
             self.keep_alive
             and self.framing != b"close"
-            and not protocol.closing
+            and not (protocol.closing and not protocol.waiting)  # the last one to serve
             and not protocol.stopping
             and protocol.worker.alive
         )

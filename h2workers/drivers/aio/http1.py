@@ -73,12 +73,14 @@ class H11Protocol:
         self.h11.receive_data(data)
         self._next()
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool:
+        """The client half-closed: the response in progress is still sent."""
         if self.websocket is not None and self.websocket.switched:
             self.websocket.feed(b"")
-            return
+            return True
         self.h11.receive_data(b"")
         self._next()
+        return True
 
     def _next(self) -> None:
         """Take the events h11 has: a request, its body, its end."""
@@ -195,7 +197,7 @@ class H11Protocol:
             return
         if conn.our_state is not h11.DONE:
             return  # the response is not whole yet
-        if conn.their_state is h11.MUST_CLOSE:
+        if conn.their_state in (h11.MUST_CLOSE, h11.CLOSED):
             self.transport.close()
             return
         if conn.their_state is h11.SEND_BODY:
