@@ -198,3 +198,23 @@ def test_websocket_echo(srv):
         assert ws.recv(timeout=5) == "over HTTP/1.1"
         ws.send(b"x" * 300_000)
         assert ws.recv(timeout=5) == b"x" * 300_000
+
+
+def test_half_close_after_pipelined_requests_and_mid_body(srv):
+    """FIN after three whole requests: three responses, then the close. FIN
+    in the middle of a body: that request is never served (the connection
+    closes)."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(get("/sleep?s=0.05") * 3)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while piece := sock.recv(65536):
+            data += piece
+    assert data.count(b"HTTP/1.1 200") == 3, data[:300]
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while piece := sock.recv(65536):
+            data += piece
+    assert b"short" not in data

@@ -102,10 +102,14 @@ class FastProtocol:
         if self.websocket is not None and self.websocket.switched:
             self.websocket.feed(b"")
             return True
-        if self.exchange is None:
-            self.transport.close()
-        else:
-            self.closing = True  # close after the responses in progress and queued
+        parsing = self.parsing
+        cut = parsing is not None and not parsing.ended  # its body can never be whole
+        if self.exchange is None or (cut and parsing is self.exchange):
+            self.transport.close()  # the app reading that body sees the disconnect
+            return True
+        if cut and self.waiting and self.waiting[-1][0] is parsing:
+            self.waiting.pop()  # never served: its request did not arrive whole
+        self.closing = True  # close after the responses in progress and queued
         return True
 
     # httptools' callbacks
