@@ -81,6 +81,8 @@ class TLSFiles:
 
 def gunicorn_command(binary: str | None = None) -> list[str]:
     binary = binary or os.environ.get("H2W_GUNICORN") or None
+    if binary and os.sep in binary:
+        binary = os.path.abspath(binary)  # .ci/run's are relative to the repository
     return [binary] if binary else [sys.executable, "-m", "gunicorn"]
 
 

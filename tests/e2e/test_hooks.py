@@ -22,7 +22,8 @@ def test_pre_and_post_request_hooks_run_for_http2_and_http11(server):
     with H2Client(srv.port) as client:
         assert client.get("/pid").status == 200
     assert h1_request(srv.port, "/headers").status == 200
-    log = srv.wait_for_log("POST GET /headers GET")
+    srv.wait_for_log("POST GET /headers GET\n")
+    log = srv.wait_for_log("POST GET /pid GET\n")  # after its response: in any order
     for path in ("/pid", "/headers"):  # HTTP/2, HTTP/1.1
         assert log.count(f"PRE GET {path}\n") == 1, log[-2000:]
         assert log.count(f"POST GET {path} GET\n") == 1, log[-2000:]
