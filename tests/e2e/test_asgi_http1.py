@@ -102,6 +102,18 @@ def test_chunked_upload(srv, size):
     assert response.json()["sha256"] == hashlib.sha256(body).hexdigest()
 
 
+def test_request_trailers_never_become_headers(srv):
+    """A chunked request's trailer fields arrive after the head (httptools
+    reports them as headers): they must not reach the app as headers, where
+    a forged Host or X-Forwarded-For would count."""
+    body = b"3\r\nabc\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\nX-Trailer: t\r\n\r\n"
+    request = b"POST /headers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    (response,) = parse_h1(h1_exchange(srv.port, request))
+    seen = response.json()
+    assert seen["host"] == "x"
+    assert "x-forwarded-for" not in seen and "x-trailer" not in seen, seen
+
+
 def test_expect_100_continue(srv):
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"

@@ -124,7 +124,8 @@ class FastProtocol:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        if self.in_head:  # not a chunked body's trailer fields: those are dropped,
+            self.headers.append((name.lower(), value))  # never mistaken for headers
 
     def on_headers_complete(self) -> None:
         self.in_head = False
