@@ -40,8 +40,8 @@ flag are h2workers' own and are read from the configuration file on every
 Gunicorn. An invalid value stops start-up with an error naming the setting
 and what it allows.
 
-| setting | command line (Gunicorn 25+) | default | allowed |
-|---|---|---|---|
+| setting | command line | Gunicorn | default | allowed |
+|---|---|---|---|---|
 """
 
 
@@ -50,8 +50,11 @@ def render_settings() -> str:
     details = []
     for spec in SPECS:
         flag = f"`{spec.cli}`" if spec.cli else "config file only"
+        since = "23+ (file); 25+ (flag too)" if spec.cli else "23+"
         default = f"`{spec.default}`"
-        rows.append(f"| [`{spec.name}`](#{spec.name}) | {flag} | {default} | {spec.allowed} |")
+        rows.append(
+            f"| [`{spec.name}`](#{spec.name}) | {flag} | {since} | {default} | {spec.allowed} |"
+        )
         details.append(f"## `{spec.name}`\n\n{spec.doc}\n")
     return HEADER + "\n".join(rows) + "\n\n" + "\n".join(details)
 
