@@ -194,7 +194,7 @@ def test_malformed_and_smuggling_requests_get_4xx_and_close(srv, raw):
     if b"Transfer-Encoding" in raw and srv.parser == "h11":
         assert len(parse_h1(data)) == 1
         return
-    assert data == b"" or data.startswith((b"HTTP/1.1 400", b"HTTP/1.1 505")), data[:200]
+    assert data.startswith((b"HTTP/1.1 400", b"HTTP/1.1 505")), data[:200]
     assert b"Hello" not in data  # the request was never served
 
 

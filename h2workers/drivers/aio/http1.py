@@ -171,7 +171,7 @@ class H11Protocol:
         self.worker.log.debug("HTTP/1.1 request from %s refused: %s", self.conn.peer, why)
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             phrase = reason(status)
-            body = b"%d %s\n" % (status, reason)
+            body = b"%d %s\n" % (status, phrase)
             headers = [(b"content-length", b"%d" % len(body)), (b"connection", b"close")]
             try:
                 for event in (
