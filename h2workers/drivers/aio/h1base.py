@@ -1,13 +1,12 @@
 """What AsgiH2's two HTTP/1.1 protocols share, whatever parses the bytes.
 
 ``http1.py`` parses with h11 and ``h1fast.py`` with httptools (when it is
-installed); both hand each request to an exchange built on ``H1Exchange``
-here (the ``AsyncChannel`` the ASGI runner also uses for HTTP/2 streams:
-the request body buffered with back-pressure, the response through the
-protocol's writer) and each WebSocket to one built on ``H1WebSocket``. A
-protocol provides ``worker``, ``transport``, ``lost`` (a future done when
-the connection is gone), ``drained`` (a future while writing is paused),
-``stopping`` and ``finished()`` (the exchange's response is whole).
+installed). Both protocols are an ``H1Protocol`` (the connection's
+lifetime, deadlines and flow); both hand each request to an exchange built
+on ``H1Exchange`` here (the ``AsyncChannel`` the ASGI runner also uses for
+HTTP/2 streams: the request body buffered with back-pressure, the response
+through the protocol's writer) and each WebSocket to one built on
+``H1WebSocket``.
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from h2.errors import ErrorCodes
 
+from h2workers.app.asgi.scope import ScopeBuilder
 from h2workers.errors import StreamClosed
 from h2workers.proto.headers import Header, RequestHead
 
@@ -34,16 +34,85 @@ _HANDSHAKE_FIELDS = frozenset(
 )
 
 
-class H1Protocol(Protocol):
-    """What an exchange or a WebSocket asks of its connection's protocol."""
+class H1Protocol:
+    """What both HTTP/1.1 protocols do the same way: the connection's
+    futures (``lost``, ``drained`` while writing is paused), the request-head
+    and keep-alive deadlines, one scope builder per HTTP version, and the
+    stop. A subclass parses, and calls ``finished`` when a response is whole."""
 
-    worker: Any
-    transport: Any
-    lost: asyncio.Future[None]
-    drained: asyncio.Future[None] | None
-    stopping: bool
+    exchange: H1Exchange | None  # the request being served
+    websocket: H1WebSocket | None  # the connection became a WebSocket
 
-    def finished(self) -> None: ...
+    def __init__(self, worker: Any, conn: Any) -> None:
+        self.worker = worker
+        self.conn = conn
+        self.transport = conn.transport
+        self.builders: dict[bytes, ScopeBuilder] = {}  # by HTTP version, made on first use
+        self.exchange = None
+        self.websocket = None
+        self.lost: asyncio.Future[None] = worker.loop.create_future()
+        self.drained: asyncio.Future[None] | None = None  # while writing is paused
+        self.stopping = False
+        self.deadline = time.monotonic() + float(worker.cfg.timeout)  # the first request head
+        self.idle_deadline = 0.0  # keep-alive between requests
+
+    def finished(self) -> None:
+        """The exchange's response is whole: the next request, or close."""
+        raise NotImplementedError
+
+    def head_arriving(self, data: bytes) -> None:
+        """Bytes while no request is served: the next head's deadline starts."""
+        if self.exchange is None and not self.deadline and data:
+            self.deadline = time.monotonic() + float(self.worker.cfg.timeout)
+            self.idle_deadline = 0.0
+
+    def builder(self, version: bytes) -> ScopeBuilder:
+        builder = self.builders.get(version)
+        if builder is None:
+            conn = self.conn
+            tls = self.transport.get_extra_info("ssl_object")
+            name = "1.0" if version == b"1.0" else "1.1"
+            builder = self.worker.serve_context.builder(conn.peer, conn.server, tls, name)
+            self.builders[version] = builder
+        return builder
+
+    def exchanges(self) -> Iterable[H1Exchange]:
+        """The requests a lost connection must wake (served or waiting)."""
+        return () if self.exchange is None else (self.exchange,)
+
+    # -- flow and lifetime -------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        if self.drained is None:
+            self.drained = self.worker.loop.create_future()
+
+    def resume_writing(self) -> None:
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def connection_lost(self) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.resume_writing()
+        for exchange in self.exchanges():
+            exchange.wake()
+        if self.websocket is not None:
+            self.websocket.feed(b"")
+
+    def tick(self, now: float) -> str | None:
+        if self.exchange is not None or self.websocket is not None:
+            return None
+        if 0 < self.deadline <= now:
+            return "HTTP/1.1 request head(s)"
+        if 0 < self.idle_deadline <= now:
+            self.transport.close()  # keep-alive over: not worth a line
+        return None
+
+    def stop(self, now: float) -> None:
+        self.stopping = True
+        if self.exchange is None and self.websocket is None:
+            self.transport.close()
 
 
 class H1Exchange:
@@ -206,6 +275,16 @@ class H1WebSocket:
         if subprotocol is not None:
             block.append((b"sec-websocket-protocol", subprotocol.encode()))
         return block + [(n, v) for n, v in headers if n not in _HANDSHAKE_FIELDS]
+
+    @staticmethod
+    def denial_block(headers: list[Header], body: bytes, end: bool) -> list[Header]:
+        """A denial's fields: its length when the body is whole, and a close
+        (the connection cannot go on as HTTP/1.1 after an upgrade request)."""
+        block = [(n, v) for n, v in headers if n != b"connection"]
+        if end and not any(n == b"content-length" for n, _ in block):
+            block.append((b"content-length", b"%d" % len(body)))
+        block.append((b"connection", b"close"))
+        return block
 
     def switched_with(self, trailing: bytes) -> None:
         """The 101 is out; what the client sent after its request is frames."""

@@ -16,18 +16,18 @@ that accepts it in cleartext parses HTTP/1.1 with h11 (``connection.py``).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import httptools
 
-from h2workers.app.asgi.scope import ScopeBuilder
 from h2workers.app.asgi.serve import serve_request, serve_websocket
-from h2workers.app.response import check_headers, has_no_body
+from h2workers.app.response import has_no_body
 from h2workers.drivers.aio.h1base import (
     H1Exchange,
+    H1Protocol,
     H1WebSocket,
     asks_websocket,
     http_date,
@@ -43,31 +43,24 @@ if TYPE_CHECKING:
 _SERVER = b"server: h2workers\r\n"
 
 
-class FastProtocol:
+class FastProtocol(H1Protocol):
     """One HTTP/1.1 connection parsed by httptools (its callbacks below)."""
 
+    exchange: FastExchange | None
+    websocket: FastWebSocket | None
+
     def __init__(self, worker: AsgiH2, conn: LoopConnection, initial: bytes) -> None:
-        self.worker = worker
-        self.conn = conn
-        self.transport = conn.transport
+        super().__init__(worker, conn)
         self.parser = httptools.HttpRequestParser(self)
-        self.builders: dict[str, ScopeBuilder] = {}  # by HTTP version, made on first use
         self.url = b""
         self.headers: list[Header] = []
         self.in_head = False  # between a request's first byte and its head's end
         self.head_bytes = 0
         self.refusal: tuple[int, str] | None = None  # found in a callback, answered after it
         self.parsing: FastExchange | None = None  # the request whose body is arriving
-        self.exchange: FastExchange | None = None  # the request being served
         self.waiting: deque[tuple[FastExchange, RequestHead]] = deque()  # pipelined
         self.asked_websocket: RequestHead | None = None
-        self.websocket: FastWebSocket | None = None
         self.closing = False  # close once the current response is whole
-        self.lost: asyncio.Future[None] = worker.loop.create_future()
-        self.drained: asyncio.Future[None] | None = None  # while writing is paused
-        self.stopping = False
-        self.deadline = time.monotonic() + float(worker.cfg.timeout)  # the first request head
-        self.idle_deadline = 0.0  # keep-alive between requests
         if initial:
             self.data_received(initial)
 
@@ -80,9 +73,7 @@ class FastProtocol:
             return
         if self.closing:
             return  # past a request we could not parse on from: ignore the rest
-        if self.exchange is None and not self.deadline and data:
-            self.deadline = time.monotonic() + float(self.worker.cfg.timeout)
-            self.idle_deadline = 0.0
+        self.head_arriving(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -170,18 +161,8 @@ class FastProtocol:
     def _serve(self, exchange: FastExchange, head: RequestHead) -> None:
         self.exchange = exchange
         ctx = self.worker.serve_context
-        builder = self._builder(exchange.version)
+        builder = self.builder(exchange.version)
         self.worker.start_task(serve_request(ctx, exchange, builder, head))
-
-    def _builder(self, version: bytes) -> ScopeBuilder:
-        name = "1.0" if version == b"1.0" else "1.1"
-        builder = self.builders.get(name)
-        if builder is None:
-            conn = self.conn
-            tls = self.transport.get_extra_info("ssl_object")
-            builder = self.worker.serve_context.builder(conn.peer, conn.server, tls, name)
-            self.builders[name] = builder
-        return builder
 
     def _upgraded(self, trailing: bytes) -> None:
         """httptools stopped at an ``Upgrade`` request: a WebSocket is served;
@@ -201,7 +182,7 @@ class FastProtocol:
         self.websocket = websocket = FastWebSocket(self, head.headers, trailing)
         ctx = self.worker.serve_context
         version = self.parser.get_http_version().encode()
-        self.worker.start_task(serve_websocket(ctx, websocket, self._builder(version), head))
+        self.worker.start_task(serve_websocket(ctx, websocket, self.builder(version), head))
 
     def _refuse(self, status: int, why: str) -> None:
         """A request the parser or our rules refuse: a 4xx, then close (after
@@ -245,40 +226,10 @@ class FastProtocol:
         self.idle_deadline = time.monotonic() + max(float(self.worker.cfg.keepalive), 1.0)
         self.transport.resume_reading()
 
-    # -- flow and lifetime (as H11Protocol's) --------------------------------------
-
-    def pause_writing(self) -> None:
-        if self.drained is None:
-            self.drained = self.worker.loop.create_future()
-
-    def resume_writing(self) -> None:
-        drained, self.drained = self.drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
-
-    def connection_lost(self) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self.resume_writing()
-        for exchange in (self.exchange, *(e for e, _ in self.waiting)):
-            if exchange is not None:
-                exchange.wake()
-        if self.websocket is not None:
-            self.websocket.feed(b"")
-
-    def tick(self, now: float) -> str | None:
-        if self.exchange is not None or self.websocket is not None:
-            return None
-        if 0 < self.deadline <= now:
-            return "HTTP/1.1 request head(s)"
-        if 0 < self.idle_deadline <= now:
-            self.transport.close()  # keep-alive over: not worth a line
-        return None
-
-    def stop(self, now: float) -> None:
-        self.stopping = True
-        if self.exchange is None and self.websocket is None:
-            self.transport.close()
+    def exchanges(self) -> Iterable[H1Exchange]:
+        """The one served and the pipelined ones waiting."""
+        served = () if self.exchange is None else (self.exchange,)
+        return (*served, *(exchange for exchange, _ in self.waiting))
 
 
 def _lines(headers: list[Header]) -> bytes:
@@ -376,7 +327,9 @@ class FastExchange(H1Exchange):
 
 
 class FastWebSocket(H1WebSocket):
-    """The opening handshake's answer, written here: a 101, or a denial."""
+    """The opening handshake's answer, written here: a 101, or a denial.
+    (The app's subprotocol needs no check of its own: ``ASGIWebSocket``
+    accepts only one the client offered, which its header carried.)"""
 
     protocol: FastProtocol
 
@@ -385,8 +338,6 @@ class FastWebSocket(H1WebSocket):
         self.trailing = trailing  # what the client sent after its request
 
     async def accept(self, subprotocol: str | None, headers: list[Header]) -> None:
-        if subprotocol is not None:  # the app's string, checked as a header value
-            check_headers([(b"sec-websocket-protocol", subprotocol.encode())])
         block = self.accept_block(subprotocol, headers)
         self.protocol.transport.write(b"HTTP/1.1 101 Switching Protocols\r\n%s\r\n" % _lines(block))
         self.switched_with(self.trailing)
@@ -394,10 +345,7 @@ class FastWebSocket(H1WebSocket):
     async def deny(self, status: int, headers: list[Header], body: bytes, end: bool) -> None:
         transport = self.protocol.transport
         if status:
-            block = [(n, v) for n, v in headers if n != b"connection"]
-            if end and not any(n == b"content-length" for n, _ in block):
-                block.append((b"content-length", b"%d" % len(body)))
-            block.append((b"connection", b"close"))
+            block = self.denial_block(headers, body, end)
             transport.write(b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, reason(status), _lines(block)))
         if body:
             transport.write(body)

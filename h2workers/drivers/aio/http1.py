@@ -12,18 +12,17 @@ when ``http2_cleartext`` allows it. ``h1fast.py`` is the same on httptools
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import h11
 
-from h2workers.app.asgi.scope import ScopeBuilder
 from h2workers.app.asgi.serve import serve_request, serve_websocket
 from h2workers.app.response import has_no_body
 from h2workers.drivers.aio.h1base import (
     H1Exchange,
+    H1Protocol,
     H1WebSocket,
     asks_websocket,
     reason,
@@ -39,24 +38,16 @@ if TYPE_CHECKING:
     from h2workers.drivers.aio.worker import AsgiH2
 
 
-class H11Protocol:
+class H11Protocol(H1Protocol):
     """One HTTP/1.1 connection: requests one after another."""
 
+    exchange: H11Exchange | None
+    websocket: H11WebSocket | None
+
     def __init__(self, worker: AsgiH2, conn: LoopConnection, initial: bytes) -> None:
-        self.worker = worker
-        self.conn = conn
-        self.transport = conn.transport
+        super().__init__(worker, conn)
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=worker.head_limit)
-        self.exchange: H11Exchange | None = None
-        self.builders: dict[str, ScopeBuilder] = {}  # by HTTP version, made on first use
         self.upgrading: _Upgrading | None = None  # an h2c upgrade reading its body
-        self.websocket: H11WebSocket | None = None  # the connection became a WebSocket
-        self.lost: asyncio.Future[None] = worker.loop.create_future()
-        self.drained: asyncio.Future[None] | None = None  # while writing is paused
-        self.stopping = False
-        now = time.monotonic()
-        self.deadline = now + float(worker.cfg.timeout)  # the first request head
-        self.idle_deadline = 0.0  # keep-alive between requests
         if initial:
             self.data_received(initial)
 
@@ -67,9 +58,7 @@ class H11Protocol:
         if websocket is not None and websocket.switched:
             websocket.feed(data)
             return
-        if self.exchange is None and not self.deadline and data:
-            self.deadline = time.monotonic() + float(self.worker.cfg.timeout)
-            self.idle_deadline = 0.0
+        self.head_arriving(data)
         self.h11.receive_data(data)
         self._next()
 
@@ -129,24 +118,17 @@ class H11Protocol:
         if asks_websocket(request.method, request.headers):
             self.websocket = H11WebSocket(self, request)
             serve = serve_websocket(
-                self.worker.serve_context, self.websocket, self._builder(request), _head(request)
+                self.worker.serve_context,
+                self.websocket,
+                self.builder(request.http_version),
+                _head(request),
             )
             self.worker.start_task(serve)
             return
         head = _head(request)
         self.exchange = exchange = H11Exchange(self, request)
-        builder = self._builder(request)
+        builder = self.builder(request.http_version)
         self.worker.start_task(serve_request(self.worker.serve_context, exchange, builder, head))
-
-    def _builder(self, request: h11.Request) -> ScopeBuilder:
-        version = "1.0" if request.http_version == b"1.0" else "1.1"
-        builder = self.builders.get(version)
-        if builder is None:
-            conn = self.conn
-            tls = self.transport.get_extra_info("ssl_object")
-            builder = self.worker.serve_context.builder(conn.peer, conn.server, tls, version)
-            self.builders[version] = builder
-        return builder
 
     def _switch(self, upgrading: _Upgrading) -> None:
         """``Upgrade: h2c`` (RFC 7540 3.2): 101, then the session serves the
@@ -219,40 +201,6 @@ class H11Protocol:
     def _write(self, data: bytes | None) -> None:
         if data:
             self.transport.write(data)
-
-    # -- flow and lifetime -----------------------------------------------------
-
-    def pause_writing(self) -> None:
-        if self.drained is None:
-            self.drained = self.worker.loop.create_future()
-
-    def resume_writing(self) -> None:
-        drained, self.drained = self.drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
-
-    def connection_lost(self) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self.resume_writing()
-        if self.exchange is not None:
-            self.exchange.wake()
-        if self.websocket is not None:
-            self.websocket.feed(b"")
-
-    def tick(self, now: float) -> str | None:
-        if self.exchange is not None or self.websocket is not None:
-            return None
-        if 0 < self.deadline <= now:
-            return "HTTP/1.1 request head(s)"
-        if 0 < self.idle_deadline <= now:
-            self.transport.close()  # keep-alive over: not worth a line
-        return None
-
-    def stop(self, now: float) -> None:
-        self.stopping = True
-        if self.exchange is None and self.websocket is None:
-            self.transport.close()
 
 
 def _head(request: h11.Request) -> RequestHead:
@@ -347,10 +295,7 @@ class H11WebSocket(H1WebSocket):
         protocol = self.protocol
         conn = protocol.h11
         if status:
-            block = [(n, v) for n, v in headers if n != b"connection"]
-            if end and not any(n == b"content-length" for n, _ in block):
-                block.append((b"content-length", b"%d" % len(body)))
-            block.append((b"connection", b"close"))
+            block = self.denial_block(headers, body, end)
             protocol._write(conn.send(h11.Response(status_code=status, headers=block,
                                                    reason=reason(status))))  # fmt: skip
         if body:
