@@ -22,7 +22,6 @@ class AppName:
     use: str  # how an app uses it, or what its value is
     what: str
     http1: str | None  # what it does over HTTP/1.1; None: absent there
-    h2: bool = True  # offered on HTTP/2 streams
     only: str = ""  # a further condition: TLS or PUSH
     scopes: tuple[str, ...] = ("http",)  # the ASGI scope types that get it
 
@@ -229,7 +228,7 @@ def offered(
         n.name
         for n in names
         if scope in n.scopes
-        and (n.h2 if h2 else n.http1 is not None)
+        and (h2 or n.http1 is not None)  # every name is offered on HTTP/2
         and (n.only != TLS or tls)
         and (n.only != PUSH or (push and h2))
     }

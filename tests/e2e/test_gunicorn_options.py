@@ -18,7 +18,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from tests.conftest import ASGI_WORKER, REPO, Server, free_port, live_pids
+from tests.conftest import ASGI_WORKER, REPO, Server, free_port, is_running, live_pids
 
 from .util import H2Client
 
@@ -167,18 +167,10 @@ def test_daemon(server, tmp_path, worker_class):
         workers = live_pids(lambda stat: stat[1] == master)
         os.kill(master, signal.SIGTERM)
         stop_by = time.monotonic() + 30
-        while any(_alive(pid) for pid in [master, *workers]):
+        while any(is_running(pid) for pid in [master, *workers]):
             assert time.monotonic() < stop_by, f"daemon {master} / {workers} still running"
             time.sleep(0.05)
     assert workers, "the daemon had no worker"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def _can_run_as(user: str, group: str, env: dict[str, str]) -> str:
