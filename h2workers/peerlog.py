@@ -35,9 +35,6 @@ class PeerLog:
     def warning(self, msg: str, *args: Any) -> None:
         self._line(self.log.warning, msg, args)
 
-    def debug(self, msg: str, *args: Any) -> None:
-        self.log.debug(msg, *args)  # off in production; never summarised
-
     def _line(self, write: Callable[..., None], msg: str, args: tuple[Any, ...]) -> None:
         if self.clock() - self.window_start >= 1.0:
             self.tick()
