@@ -16,6 +16,7 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.exceptions import FlowControlError, FrameTooLargeError, ProtocolError
+from hyperframe.frame import Frame
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -100,6 +101,9 @@ class _GenericBuffer(EagerFrameBuffer):
     def _plain_data(self, data: Any, length: int) -> None:
         return None
 
+    def _plain_headers(self, data: Any, length: int) -> None:
+        return None
+
 
 class _GenericServer(ServerConnection):
     """ServerConnection with the received-DATA hot path turned off."""
@@ -146,6 +150,7 @@ def _outcome(server: ServerConnection, data: bytes, cuts: list[int]) -> list[Any
                     getattr(e, "flow_controlled_length", None),
                     None if ended is None else type(ended).__name__,
                     getattr(e, "error_code", None),
+                    getattr(e, "headers", None),
                 )
             )
     seen.append(server.data_to_send())
@@ -190,6 +195,26 @@ DATA = st.tuples(
 OTHER = st.sampled_from(
     ["rst1", "rst3", "window", "ping", "trailers1", "headers5", "open5", "goaway0", "goaway1"]
 )
+# A HEADERS frame of any flags (END_STREAM, END_HEADERS, PADDED, PRIORITY and
+# undefined bits), padded or not, and a CONTINUATION that may end its block.
+HEADERS = st.tuples(
+    st.sampled_from(["headers", "continuation"]),
+    st.sampled_from([1, 3, 5, 7, 9, 0, 2]),
+    st.integers(0, 255),
+    st.integers(0, 30),
+)
+
+
+def _headers(kind: str, sid: int, flags: int, pad: int, encoder: hpack.Encoder) -> bytes:
+    block = encoder.encode([(b":method", b"GET"), (b":path", b"/%d" % sid), (b"x-a", b"b")])
+    if kind == "continuation":
+        return raw_frame(0x9, flags & 0x4, sid, block)
+    payload = block
+    if flags & 0x20:  # PRIORITY: exclusive bit, stream dependency, weight
+        payload = struct.pack(">IB", 0x80000000 | 1, 15) + payload
+    if flags & 0x8:
+        payload = bytes([pad]) + payload + bytes(pad)
+    return raw_frame(0x1, flags, sid, payload)
 
 
 def _other(kind: str, encoder: hpack.Encoder) -> bytes:
@@ -219,19 +244,20 @@ def _other(kind: str, encoder: hpack.Encoder) -> bytes:
     st.sampled_from([None, 0, 1, 150, 20_000, 70_000]),  # stream 1's content-length
     st.booleans(),
     st.booleans(),
-    st.lists(st.one_of(DATA, OTHER), max_size=12),
+    st.lists(st.one_of(DATA, OTHER, HEADERS), max_size=12),
     st.lists(st.integers(0, 1 << 20), max_size=4),
 )
 def test_received_data_gives_what_h2_gives(length, settings_first, responded, frames, cuts):
     """Content-length overruns, closed and unknown streams, stream 0,
     padding, END_STREAM, empty frames, windows overrun (frames up to 20 kB
     against 64 KiB windows), frames split across reads, DATA inside a
-    header block, a response already sent, no SETTINGS first: the hot path
-    must match h2's generic path."""
+    header block, a response already sent, no SETTINGS first, and HEADERS
+    of every flag and stream with CONTINUATIONs: the hot paths (DATA and
+    HEADERS) must match h2's generic path."""
     encoder = hpack.Encoder()
     head = PREFACE + (raw_frame(0x4, 0, 0, b"") if settings_first else b"")
     head += _request(encoder, 1, length, end=False) + _request(encoder, 3, None, end=False)
-    body = b"".join(_other(i, encoder) if isinstance(i, str) else _data(*i) for i in frames)
+    body = b"".join(_frame(i, encoder) for i in frames)
     outcomes = []
     for server in _pair():
         if settings_first:
@@ -242,6 +268,14 @@ def test_received_data_gives_what_h2_gives(length, settings_first, responded, fr
         else:
             outcomes.append(_outcome(server, head + body, cuts))
     assert outcomes[0] == outcomes[1]
+
+
+def _frame(item: Any, encoder: hpack.Encoder) -> bytes:
+    if isinstance(item, str):
+        return _other(item, encoder)
+    if isinstance(item[0], str):
+        return _headers(*item, encoder)
+    return _data(*item)
 
 
 def test_the_plain_path_is_taken():
@@ -263,3 +297,19 @@ def test_the_plain_path_is_taken():
     events = server.receive_data(_data(1, 100, False, None) * 3)
     assert calls == ["plain"] * 3
     assert [len(e.data) for e in events] == [100] * 3
+
+
+def test_a_request_head_takes_the_plain_path():
+    """A request's usual HEADERS frame (whole block, no padding or priority)
+    is not parsed by hyperframe."""
+    server, _ = _pair()
+    encoder = hpack.Encoder()
+    server.receive_data(PREFACE + raw_frame(0x4, 0, 0, b""))
+    parsed: list[str] = []
+    original = Frame.parse_frame_header
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Frame, "parse_frame_header", lambda *a: parsed.append("x") or original(*a))
+        events = server.receive_data(_request(encoder, 1, None, end=True))
+    assert parsed == []
+    assert [type(e).__name__ for e in events] == ["RequestReceived", "StreamEnded"]
+    assert events[0].headers[3] == (b":path", b"/")
