@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from h2workers.errors import RequestRejected
-from h2workers.proto.headers import RequestHead
+from h2workers.proto.headers import Header, RequestHead
 
 Address = Any  # (host, port) tuple, or a str/bytes for unix sockets
 TOO_LARGE = "Request Header Fields Too Large"
@@ -50,8 +50,12 @@ class RequestPolicy:
     def __init__(self, cfg: Any, peer: Address, secure: bool) -> None:
         self.secure = secure
         self.trusted = peer_is_trusted(cfg, peer)
-        if self.trusted:
-            self.scheme_headers: dict[str, str] = dict(cfg.secure_scheme_headers)
+        if self.trusted:  # names as received (lowercase bytes) to the value meaning https
+            self.scheme_headers: dict[bytes, bytes] = {
+                name.lower().encode("latin-1"): value.encode("latin-1")
+                for name, value in cfg.secure_scheme_headers.items()
+                if name == name.upper()  # Gunicorn compares upper-cased names: no other matches
+            }
             self.forwarder_headers: list[str] = _forwarder_headers(cfg)
         else:
             self.scheme_headers, self.forwarder_headers = {}, []
@@ -61,9 +65,9 @@ class RequestPolicy:
         self.fields_limit: int = cfg.limit_request_fields
         self.field_size_limit: int = cfg.limit_request_field_size
 
-    def accept(self, head: RequestHead) -> tuple[list[tuple[str, str]], str]:
-        """The header fields the app may see (names upper-cased, as Gunicorn's
-        ``req.headers``) and the request's scheme; raises RequestRejected."""
+    def accept(self, head: RequestHead) -> tuple[list[Header], str]:
+        """The header fields the app may see (as received: lowercase bytes)
+        and the request's scheme; raises RequestRejected."""
         if len(head.path) > self.line_limit > 0:
             raise RequestRejected(414, "URI Too Long", "request path too long")
         if len(head.headers) > self.fields_limit > 0:
@@ -73,20 +77,19 @@ class RequestPolicy:
             scheme = "https"  # a trusted TLS-terminating proxy speaking h2c
         from_header: str | None = None
         size_limit, scheme_headers = self.field_size_limit, self.scheme_headers
-        accepted: list[tuple[str, str]] = []
-        for raw_name, raw_value in head.headers:
-            if len(raw_name) + len(raw_value) + 2 > size_limit > 0:
+        accepted: list[Header] = []
+        for pair in head.headers:
+            name, value = pair
+            if len(name) + len(value) + 2 > size_limit > 0:
                 raise RequestRejected(431, TOO_LARGE, "header too large")
-            name = raw_name.decode("latin-1").upper()
-            value = raw_value.decode("latin-1")
             if name in scheme_headers:
                 said = "https" if value == scheme_headers[name] else "http"
                 if from_header not in (None, said):
                     raise RequestRejected(400, "Bad Request", "contradictory scheme headers")
                 from_header = said
-            if "_" in name and not self._underscore_allowed(name):
+            if b"_" in name and not self._underscore_allowed(name.decode("latin-1").upper()):
                 continue
-            accepted.append((name, value))
+            accepted.append(pair)
         return accepted, from_header or scheme
 
     def _underscore_allowed(self, name: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gunicorn import util
 
-from h2workers.proto.headers import RequestHead
+from h2workers.proto.headers import Header, RequestHead
 
 
 class RequestInfo:
@@ -19,13 +19,14 @@ class RequestInfo:
     interface."""
 
     __slots__ = (
+        "_headers",
         "fragment",
-        "headers",
         "method",
         "path",
         "priority_depends_on",
         "priority_weight",
         "query",
+        "raw_headers",
         "scheme",
         "stream_id",
         "uri",
@@ -37,7 +38,7 @@ class RequestInfo:
         stream_id: int,
         head: RequestHead,
         scheme: str,
-        headers: list[tuple[str, str]],
+        raw_headers: list[Header],
         version: tuple[int, int] = (2, 0),
     ) -> None:
         self.stream_id = stream_id
@@ -45,7 +46,8 @@ class RequestInfo:
         self.uri = head.path.decode("latin-1")
         self.version = version
         self.scheme = scheme
-        self.headers = headers
+        self.raw_headers = raw_headers  # the fields the policy kept, as received
+        self._headers: list[tuple[str, str]] | None = None
         self.priority_weight = head.priority.weight
         self.priority_depends_on = head.priority.depends_on
         uri = self.uri
@@ -56,6 +58,18 @@ class RequestInfo:
             self.path, _, self.query = uri.partition("?")
             self.fragment = ""
 
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Gunicorn's ``req.headers``: upper-cased names, str values; made
+        when a hook or the access log first reads them (most requests have
+        neither)."""
+        if self._headers is None:
+            self._headers = [
+                (name.decode("latin-1").upper(), value.decode("latin-1"))
+                for name, value in self.raw_headers
+            ]
+        return self._headers
+
     def should_close(self) -> bool:
         return False
 
@@ -63,10 +77,26 @@ class RequestInfo:
 class ResponseInfo:
     """What Gunicorn's access log and post_request hook read of a response."""
 
-    __slots__ = ("headers", "sent", "status", "status_code")
+    __slots__ = ("_headers", "raw_headers", "sent", "status", "status_code")
 
     def __init__(self) -> None:
         self.status: str | None = None
         self.status_code: int | None = None
-        self.headers: list[tuple[str, str]] = []
+        self.raw_headers: list[Header] = []  # as checked for the wire (ASGI's)
+        self._headers: list[tuple[str, str]] | None = None
         self.sent = 0
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """(name, value) strings, as Gunicorn's response has them: the WSGI
+        app's own, or an ASGI app's decoded when first read."""
+        if self._headers is None:
+            self._headers = [
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in self.raw_headers
+            ]
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: list[tuple[str, str]]) -> None:
+        self._headers = headers

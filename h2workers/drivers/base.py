@@ -83,6 +83,8 @@ class H2Worker(base.Worker):  # type: ignore[misc]
     serve_context: ServeContext  # set in run(), once the app is loaded
     ssl_context: ssl.SSLContext | None  # None when the listeners are cleartext
     head_limit: int  # the longest request head Gunicorn's limits allow
+    head_timeout: float
+    keepalive: float
     sockets: list[Any]
     conns: Sized  # every open connection, whatever its protocol (the driver's)
     alive: bool
@@ -107,6 +109,9 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         patched the standard library by now, so its SSL context is green)."""
         self.ssl_context = self._ssl_context() if self.cfg.is_ssl else None
         self.head_limit = request_head_limit(self.cfg)
+        # read per request: Gunicorn's Config attribute access costs a microsecond
+        self.head_timeout = float(self.cfg.timeout)  # a request head must arrive in this
+        self.keepalive = float(self.cfg.keepalive)  # an idle HTTP/1.1 connection's life (0: none)
         _tune_malloc()
         super().init_process()
 

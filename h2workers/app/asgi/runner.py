@@ -150,7 +150,7 @@ class ASGIStream:
         self._trailers_expected = bool(message.get("trailers", False))
         info = self.info
         info.status_code, info.status = status, str(status)
-        info.headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in block]
+        info.raw_headers = block
         self._length = None if self._no_body else length
 
     async def _body(self, message: Message) -> None:

@@ -44,6 +44,7 @@ class ScopeBuilder:
         self.client = address(peer)
         self.server = address(server)
         self.http_version = http_version
+        self.version = (2, 0) if http_version == "2" else (1, int(http_version[-1]))
         self.extensions = extensions  # what this connection offers
 
     def build(
@@ -51,20 +52,18 @@ class ScopeBuilder:
     ) -> tuple[dict[str, Any], RequestInfo]:
         """The scope of one request, and the request as Gunicorn's hooks see
         it; raises RequestRejected (the policy's)."""
-        accepted, scheme = self.policy.accept(head)
-        version = (2, 0) if self.http_version == "2" else (1, int(self.http_version[-1]))
-        req = RequestInfo(stream_id, head, scheme, accepted, version)
-        headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                   for name, value in accepted]  # fmt: skip
+        headers, scheme = self.policy.accept(head)
         if head.authority is not None and not any(name == b"host" for name, _ in headers):
             # RFC 9113 8.3.1: :authority is the host (and the access log's %({host}i)s)
             headers.insert(0, (b"host", head.authority))
-            accepted.append(("HOST", head.authority.decode("latin-1")))
+        req = RequestInfo(stream_id, head, scheme, headers, self.version)
         raw_path, _, query = head.path.partition(b"?")
-        script_name = next((v for n, v in accepted if n == "SCRIPT_NAME"), None)
+        script_name = next((v for n, v in headers if n == b"script_name"), None)
         path = raw_path.decode("latin-1")
         # Starlette and uvicorn keep the mount point in ``path``; ``root_path`` names it
-        root_path, _ = self.policy.split_script(path, script_name)
+        root_path, _ = self.policy.split_script(
+            path, None if script_name is None else script_name.decode("latin-1")
+        )
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": ASGI_VERSION,

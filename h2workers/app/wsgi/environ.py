@@ -78,9 +78,10 @@ class EnvironBuilder:
 
     def build(self, stream_id: int, head: RequestHead) -> tuple[dict[str, Any], RequestInfo]:
         """Environ and request for a stream; raises RequestRejected."""
-        headers, scheme = self.policy.accept(head)
+        raw_headers, scheme = self.policy.accept(head)
         environ = self.base.copy()
-        req = RequestInfo(stream_id, head, scheme, headers)
+        req = RequestInfo(stream_id, head, scheme, raw_headers)
+        headers = req.headers
         for name, value in headers:
             _put_header(environ, name, value)
         environ["wsgi.url_scheme"] = scheme

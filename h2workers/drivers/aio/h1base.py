@@ -53,7 +53,7 @@ class H1Protocol:
         self.lost: asyncio.Future[None] = worker.loop.create_future()
         self.drained: asyncio.Future[None] | None = None  # while writing is paused
         self.stopping = False
-        self.deadline = time.monotonic() + float(worker.cfg.timeout)  # the first request head
+        self.deadline = time.monotonic() + worker.head_timeout  # the first request head
         self.idle_deadline = 0.0  # keep-alive between requests
 
     def finished(self) -> None:
@@ -63,8 +63,17 @@ class H1Protocol:
     def head_arriving(self, data: bytes) -> None:
         """Bytes while no request is served: the next head's deadline starts."""
         if self.exchange is None and not self.deadline and data:
-            self.deadline = time.monotonic() + float(self.worker.cfg.timeout)
+            self.deadline = time.monotonic() + self.worker.head_timeout
             self.idle_deadline = 0.0
+
+    def keep_alive(self) -> bool:
+        """Between requests: wait for the next (True) or close now."""
+        worker = self.worker
+        if self.stopping or not worker.alive or worker.keepalive <= 0:
+            self.transport.close()
+            return False
+        self.idle_deadline = time.monotonic() + max(worker.keepalive, 1.0)
+        return True
 
     def builder(self, version: bytes) -> ScopeBuilder:
         builder = self.builders.get(version)

@@ -16,7 +16,6 @@ that accepts it in cleartext parses HTTP/1.1 with h11 (``connection.py``).
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -220,11 +219,10 @@ class FastProtocol(H1Protocol):
             if not exchange.paused:  # its body may still be on its way
                 self.transport.resume_reading()
             return
-        if self.closing or self.stopping or not self.worker.alive or self.worker.cfg.keepalive <= 0:
+        if self.closing:
             self.transport.close()
-            return
-        self.idle_deadline = time.monotonic() + max(float(self.worker.cfg.keepalive), 1.0)
-        self.transport.resume_reading()
+        elif self.keep_alive():
+            self.transport.resume_reading()
 
     def exchanges(self) -> Iterable[H1Exchange]:
         """The one served and the pipelined ones waiting."""

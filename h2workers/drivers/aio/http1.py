@@ -190,11 +190,9 @@ class H11Protocol(H1Protocol):
         if conn.their_state is not h11.DONE:
             return
         self.exchange = None
-        if self.stopping or not self.worker.alive or self.worker.cfg.keepalive <= 0:
-            self.transport.close()
+        if not self.keep_alive():
             return
         conn.start_next_cycle()
-        self.idle_deadline = time.monotonic() + max(float(self.worker.cfg.keepalive), 1.0)
         self.transport.resume_reading()
         self._next()
 
