@@ -55,26 +55,46 @@ def check_headers(headers: Iterable[Any]) -> tuple[list[Header], int | None]:
     Names are lowercased, values stripped of edge whitespace, and
     connection-specific fields dropped. Raises InvalidResponse for a name
     that is not a token or a value with control characters (response
-    splitting), as Gunicorn does for HTTP/1.1.
+    splitting), as Gunicorn does for HTTP/1.1. A pair seen before is not
+    checked again (``_CHECKED``: an app sends the same few on every response).
     """
     block: list[Header] = []
     length: int | None = None
     for pair in headers:
-        name, value = pair
-        if not isinstance(name, bytes) or not _TOKEN.fullmatch(name):
-            raise InvalidResponse(f"invalid header name {name!r}")
-        if not isinstance(value, bytes) or not _VALUE.fullmatch(value):
-            raise InvalidResponse(f"invalid value for header {name!r}")
-        lname = name.lower()
-        if lname in _CONNECTION_SPECIFIC:
+        try:
+            checked = _CHECKED.get(pair)
+        except TypeError:  # a list, or a bytearray in it: checked (and refused) below
+            checked = None
+        if checked is None:
+            checked = _checked_pair(pair)
+        if checked is _DROPPED:
             continue
-        value = value.strip(b" \t")
-        if lname == b"content-length":
-            if not value.isdigit():
-                raise InvalidResponse(f"invalid content-length {value!r}")
-            length = int(value)
-        block.append((lname, value))
+        if checked[0] == b"content-length":
+            length = int(checked[1])
+        block.append(checked)
     return block, length
+
+
+_DROPPED: Header = (b"", b"")  # a connection-specific field: not sent over HTTP/2
+_CHECKED: dict[Any, Header] = {}  # pairs already checked, to what they become
+_CHECKED_MAX, _CHECKED_VALUE_MAX = 1024, 256  # a bound for apps whose values vary
+
+
+def _checked_pair(pair: Any) -> Header:
+    name, value = pair
+    if not isinstance(name, bytes) or not _TOKEN.fullmatch(name):
+        raise InvalidResponse(f"invalid header name {name!r}")
+    if not isinstance(value, bytes) or not _VALUE.fullmatch(value):
+        raise InvalidResponse(f"invalid value for header {name!r}")
+    lname = name.lower()
+    value = value.strip(b" \t")
+    checked = _DROPPED if lname in _CONNECTION_SPECIFIC else (lname, value)
+    if lname == b"content-length" and not value.isdigit():
+        raise InvalidResponse(f"invalid content-length {value!r}")
+    plain = type(pair) is tuple and type(name) is bytes and type(pair[1]) is bytes
+    if plain and len(_CHECKED) < _CHECKED_MAX and len(value) <= _CHECKED_VALUE_MAX:
+        _CHECKED[pair] = checked
+    return checked
 
 
 def has_no_body(method: str, status: int) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import gc
 import os
 import ssl
 import time
@@ -76,6 +77,28 @@ def _tune_malloc() -> None:
         _mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
+# The cycle collector's first threshold in a worker (CPython's is 700). The
+# streams in flight keep a few dozen container objects each alive, so at 700
+# a young collection came every 25 requests or so, each walking the objects
+# of every request in flight: 8-15% of a small request's time at -c100 -m10.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _tune_gc() -> None:
+    """Once the app is loaded: ``gc.freeze()`` moves what exists now (the
+    app, its imports) out of the collector's way for the worker's life, and
+    young collections come every GC_YOUNG_THRESHOLD allocations. A threshold
+    the user raised is kept, and a collector turned off stays off; a
+    ``post_worker_init`` hook that sets its own runs after this."""
+    if not gc.isenabled():
+        return
+    gc.collect()  # loading's own garbage is not kept for the worker's life
+    gc.freeze()
+    young, *older = gc.get_threshold()
+    if young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
+
+
 class H2Worker(base.Worker):  # type: ignore[misc]
     """The base of the h2workers worker classes."""
 
@@ -114,6 +137,10 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         self.keepalive = float(self.cfg.keepalive)  # an idle HTTP/1.1 connection's life (0: none)
         _tune_malloc()
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        _tune_gc()
 
     def _ssl_context(self) -> ssl.SSLContext:
         context: ssl.SSLContext = gsock.ssl_context(self.cfg)

@@ -241,6 +241,14 @@ class AsyncChannel(StreamChannel):
         self.waiting: list[asyncio.Future[None]] = []
         stream.waiter = self
 
+    def finish(self) -> None:
+        """The app's task is over: the stream lets go of its channel too
+        (each refers to the other; left so, every stream was garbage only
+        the cycle collector could free, and it ran every few requests)."""
+        super().finish()
+        if self.stream.waiter is self:
+            self.stream.waiter = None
+
     def unpark(self) -> None:
         """The session's wake: every waiting task looks again."""
         waiting, self.waiting = self.waiting, []
