@@ -18,6 +18,7 @@ import eventlet
 import eventlet.greenpool
 import eventlet.patcher
 import eventlet.semaphore
+import greenlet
 from eventlet import hubs
 
 from h2workers.drivers.green.hub import Pool, Semaphore
@@ -86,8 +87,14 @@ class EventletHub:
     def spawn(self, run: Callable[..., Any], *args: Any) -> Any:
         return eventlet.spawn(run, *args)
 
-    def spawn_raw(self, run: Callable[..., Any], *args: Any) -> None:
-        eventlet.spawn_n(run, *args)
+    def new_greenlet(self, run: Callable[[Any], None]) -> Any:
+        return greenlet.greenlet(run, hubs.get_hub().greenlet)
+
+    def resume(self, green: Any, value: Any) -> None:
+        hubs.get_hub().schedule_call_global(0, green.switch, value)
+
+    def park(self) -> Any:
+        return hubs.get_hub().switch()
 
     def kill(self, greenlet: Any) -> None:
         # eventlet.kill switches into the target at once: schedule it instead

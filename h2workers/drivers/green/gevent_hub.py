@@ -16,6 +16,7 @@ import gevent.lock
 import gevent.pool
 from gevent import hub, monkey
 from gevent.socket import wait_read, wait_write
+from greenlet import greenlet
 
 from h2workers.drivers.green.hub import Pool, Semaphore, StopEvent
 from h2workers.drivers.green.worker import GreenH2
@@ -48,8 +49,14 @@ class GeventHub:
     def spawn(self, run: Callable[..., Any], *args: Any) -> Any:
         return gevent.spawn(run, *args)
 
-    def spawn_raw(self, run: Callable[..., Any], *args: Any) -> None:
-        gevent.spawn_raw(run, *args)
+    def new_greenlet(self, run: Callable[[Any], None]) -> Any:
+        return greenlet(run, gevent.get_hub())
+
+    def resume(self, green: Any, value: Any) -> None:
+        gevent.get_hub().loop.run_callback(green.switch, value)
+
+    def park(self) -> Any:
+        return gevent.get_hub().switch()
 
     def kill(self, greenlet: Any) -> None:
         greenlet.kill(block=False)

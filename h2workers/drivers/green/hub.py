@@ -3,9 +3,9 @@
 ``GreenH2`` (``worker.py``) and ``GreenConnection`` (``connection.py``) are
 written once against this small interface; ``gevent_hub.py`` and
 ``eventlet_hub.py`` implement it. Everything here is what the two libraries
-both do, under one name: start a green thread, wait for a socket, run a
-callback at the end of the loop iteration, a semaphore, a bounded pool, a
-deadline.
+both do, under one name: start a green thread, park and resume one, wait
+for a socket, run a callback at the end of the loop iteration, a semaphore,
+a bounded pool, a deadline.
 """
 
 from __future__ import annotations
@@ -56,8 +56,17 @@ class Hub(Protocol):
         """A green thread that ``kill`` can stop."""
         ...
 
-    def spawn_raw(self, run: Callable[..., Any], *args: Any) -> None:
-        """A green thread nothing joins or kills (cheaper)."""
+    def new_greenlet(self, run: Callable[[Any], None]) -> Any:
+        """A green thread not started yet: ``resume`` starts it with a value
+        (nothing joins or kills it)."""
+        ...
+
+    def resume(self, greenlet: Any, value: Any) -> None:
+        """Switch into ``greenlet`` with ``value`` from the hub, soon."""
+        ...
+
+    def park(self) -> Any:
+        """Give the hub this green thread until ``resume`` (returns its value)."""
         ...
 
     def kill(self, greenlet: Any) -> None:

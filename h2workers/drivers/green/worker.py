@@ -29,6 +29,7 @@ from h2workers.app.wsgi.serve import serve_h2
 from h2workers.drivers.base import H2Worker, close_quietly
 from h2workers.drivers.green.connection import GreenConnection
 from h2workers.drivers.green.hub import Hub
+from h2workers.drivers.green.runners import GreenRunners
 from h2workers.proto.detect import PREFACE, Protocol, bad_preface_goaway, sniff
 from h2workers.session.channel import SyncChannel
 from h2workers.session.session import Session
@@ -101,6 +102,7 @@ class GreenH2(H2Worker):
 
     def run(self) -> None:
         self.serve_context = ServeContext(self, multithread=True)  # the app is loaded
+        self.runners = GreenRunners(self.hub)  # the streams' green threads
         self.pool = self.hub.pool(self.cfg.worker_connections)
         acceptors = [self.hub.spawn(self._accept_loop, listener) for listener in self.sockets]
         while self.alive:
@@ -229,8 +231,7 @@ class GreenH2(H2Worker):
         if not self.admit(session, stream):
             return
         channel = SyncChannel(session, stream, GreenParker(self.hub), self._post)
-        # a raw green thread: serve_h2 never raises, and nothing joins it
-        self.hub.spawn_raw(serve_h2, self.serve_context, channel)
+        self.runners.run(serve_h2, self.serve_context, channel)  # serve_h2 never raises
 
     def _post(self, command: Any, *args: Any) -> None:
         """A stream's command runs at once: its greenlet shares the hub. A
