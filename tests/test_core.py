@@ -913,3 +913,20 @@ def test_no_push_once_shutting_down():
     client.exchange()
     client.core.start_shutdown()
     assert client.core.push(sid, get_request(b"/style.css")) is None
+
+
+def test_fields_seen_before_are_still_refused_where_they_do_not_belong():
+    """parse_request remembers fields that passed their checks; a field
+    that passed as a regular header is still refused among the pseudo-headers'
+    rules (order, unknown names) and a bad one is never remembered."""
+    from h2workers.proto.headers import parse_request
+
+    good = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b"x-a", b"1")]
+    for _ in range(2):
+        assert parse_request(list(good)).headers == [(b"x-a", b"1")]
+    with pytest.raises(StreamViolation):  # remembered, but after a regular field
+        parse_request([(b"x-a", b"1"), *good[:3]])
+    for bad in [(b"x-a", b"1\r\n"), (b"connection", b"close"), (b"te", b"gzip")]:
+        for _ in range(2):  # refused again: never remembered
+            with pytest.raises(StreamViolation):
+                parse_request([*good[:3], bad])

@@ -68,6 +68,17 @@ def _check_regular(name: bytes, value: bytes) -> None:
         raise StreamViolation("te header other than 'trailers'")
 
 
+# Fields that passed their checks (a pseudo-header's value, or a regular
+# field whole), as a client repeats them on every request: checked once.
+_CHECKED: set[Header] = set()
+_CHECKED_MAX, _CHECKED_VALUE_MAX = 1024, 256  # bounds for clients whose values vary
+
+
+def _remember(pair: Header) -> None:
+    if len(_CHECKED) < _CHECKED_MAX and len(pair[1]) <= _CHECKED_VALUE_MAX:
+        _CHECKED.add(pair)
+
+
 def _parse_content_length(value: bytes, current: int | None) -> int:
     if not value.isdigit():
         raise StreamViolation(f"invalid content-length {value!r}")
@@ -95,7 +106,9 @@ def parse_request(block: list[Header], extended_connect: bool = False) -> Reques
     content_length: int | None = None
     priority: bytes | None = None
     list_size = 32 * len(block)
-    for name, value in block:
+    checked = _CHECKED
+    for pair in block:
+        name, value = pair
         list_size += len(name) + len(value)
         if name[:1] == b":":
             if headers or cookies:
@@ -104,10 +117,14 @@ def parse_request(block: list[Header], extended_connect: bool = False) -> Reques
                 raise StreamViolation(f"unknown pseudo-header {name!r}")
             if name in pseudo:
                 raise StreamViolation(f"repeated pseudo-header {name!r}")
-            _check_value(name, value)
+            if pair not in checked:
+                _check_value(name, value)
+                _remember(pair)
             pseudo[name] = value
             continue
-        _check_regular(name, value)
+        if pair not in checked:
+            _check_regular(name, value)
+            _remember(pair)
         if name == b"cookie":  # RFC 9113 8.2.3: rejoin split cookie fields
             cookies.append(value)
             continue

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hpack import Decoder, Encoder, HeaderTuple
-from hpack.table import HeaderTable, table_entry_size
+from hpack.table import HeaderTable
 
 # Every byte of a block of one-byte indexed fields: 0x81..0xFE (0x80 is
 # index 0, an error; 0xFF starts a multi-byte index).
@@ -56,12 +56,13 @@ class IndexedDecoder(Decoder):
             fields = [get(byte & 0x7F) for byte in data]
         except Exception:  # an index past the table: hpack's error, from hpack
             return super().decode(data, raw)
-        if sum(table_entry_size(name, value) for name, value in fields) > (
-            self.max_header_list_size
-        ):
+        size = 32 * len(fields) + sum([len(name) + len(value) for name, value in fields])
+        if size > self.max_header_list_size:
             return super().decode(data, raw)  # hpack's OversizedHeaderListError
         self._assert_valid_table_size()
-        return [HeaderTuple(name, value) for name, value in fields]
+        # the table's own (name, value) tuples: hpack would copy each into a
+        # HeaderTuple, whose only extra (``indexable``) nobody reads here
+        return fields  # type: ignore[return-value]
 
 
 class RepeatingEncoder(Encoder):
