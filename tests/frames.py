@@ -52,22 +52,14 @@ def get_request(path: bytes = b"/", extra: Iterable[Header] = (), method: bytes 
 
 
 class FrameReader:
-    """Splits bytes into hyperframe frames, independently of h2."""
+    """Splits bytes into hyperframe frames, independently of h2 (the frames
+    ``RawFrameReader`` splits, each parsed by hyperframe)."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._raw = RawFrameReader()
 
     def feed(self, data: bytes) -> list[Frame]:
-        self._buf += data
-        frames: list[Frame] = []
-        while len(self._buf) >= 9:
-            frame, length = Frame.parse_frame_header(memoryview(bytes(self._buf[:9])))
-            if len(self._buf) < 9 + length:
-                break
-            frame.parse_body(memoryview(bytes(self._buf[9 : 9 + length])))
-            del self._buf[: 9 + length]
-            frames.append(frame)
-        return frames
+        return [frame.parsed() for frame in self._raw.feed(data)]
 
 
 def raw_frame(
@@ -524,6 +516,16 @@ class RawFrame:
     sid: int
     payload: bytes
     reserved: bool = False
+
+    def parsed(self) -> Frame:
+        """The frame as hyperframe parses it."""
+        word = (1 << 31 if self.reserved else 0) | self.sid
+        head = struct.pack(">I", len(self.payload))[1:] + struct.pack(
+            ">BBI", self.ftype, self.flags, word
+        )
+        frame, _ = Frame.parse_frame_header(memoryview(head))
+        frame.parse_body(memoryview(self.payload))
+        return frame
 
 
 class RawFrameReader:

@@ -1,11 +1,14 @@
-"""The socket under the raw HTTP/2 test clients.
+"""The socket under the test clients, and the one raw HTTP/2 client.
 
-``H2Client`` (tests/e2e), ``RawConn`` (tests/attacks) and ``Wire``
-(tests/conformance) each speak HTTP/2 their own way (h2, hyperframe, bytes
-by hand), on purpose, so that none depends on the others' view of a frame.
-How they connect, read, notice the server closing and wait is the same,
-though, and lives here once: a change to it (a socket option, how a TLS
-close is read) then reaches every suite alike.
+``H2Client`` (tests/e2e) speaks HTTP/2 through h2, on purpose: an
+independent implementation to check ours against. ``FrameSocket`` is the
+raw client: frames the test writes itself go out as bytes, what the server
+writes is split by the 9-octet header alone (``RawFrameReader``) and, when a
+test asks, parsed by hyperframe. The attack suite (``RawConn``) and the wire
+conformance suite (``Wire``) add their own vocabulary to it. How a client
+connects, reads, notices the server closing and waits lives here once: a
+change to it (a socket option, how a TLS close is read) then reaches every
+suite alike.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ import ssl
 import time
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
+
+import hpack
+from hyperframe.frame import Frame
+
+from tests.frames import RawFrame, RawFrameReader
 
 _Peer = TypeVar("_Peer", bound="SocketPeer")
 
@@ -29,7 +37,7 @@ class SocketPeer:
 
     #: recv() errors that mean the server closed or broke the connection.
     closed_by: ClassVar[tuple[type[OSError], ...]] = (ConnectionResetError, BrokenPipeError)
-    #: recv() errors that mean nothing has arrived yet (checked after ``closed_by``).
+    #: recv() errors that mean nothing has arrived yet (checked before ``closed_by``).
     idle_on: ClassVar[tuple[type[OSError], ...]] = ()
 
     def __init__(
@@ -71,10 +79,10 @@ class SocketPeer:
             return None
         try:
             data = self.sock.recv(1 << 20)
-        except self.closed_by:
-            data = b""
         except self.idle_on:
             return None
+        except self.closed_by:
+            data = b""
         if not data:
             self.closed = True
             self.closed_at = time.monotonic()
@@ -106,3 +114,62 @@ class SocketPeer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FrameSocket(SocketPeer):
+    """The raw HTTP/2 client: bytes out, frames in (see the module docstring).
+
+    The server cuts attacking and malformed connections off, TLS ones
+    possibly mid-record: any failed read (an ``ssl.SSLError`` is an
+    ``OSError``) is the close, a read that would block is nothing yet.
+    """
+
+    closed_by = (OSError,)
+    idle_on = (BlockingIOError,)
+
+    def __init__(
+        self,
+        port: int,
+        context: ssl.SSLContext | None = None,
+        *,
+        timeout: float = 10.0,
+        rcvbuf: int | None = None,
+    ) -> None:
+        super().__init__(port, context, timeout=timeout, rcvbuf=rcvbuf)
+        self.encoder = hpack.Encoder()
+        self.reader = RawFrameReader()
+        self.raw: list[RawFrame] = []  # every frame the server wrote, in order
+        self.received = 0  # bytes
+        self.send_failed = False
+        self._parsed: list[Frame] = []
+
+    @property
+    def frames(self) -> list[Frame]:
+        """``raw`` as hyperframe parses it (made as tests ask for it)."""
+        parsed = self._parsed
+        parsed.extend(frame.parsed() for frame in self.raw[len(parsed) :])
+        return parsed
+
+    def forget(self) -> None:
+        """Drop the frames read so far (a long test keeps only new ones)."""
+        self.raw.clear()
+        self._parsed.clear()
+
+    def send(self, *chunks: bytes) -> bool:
+        """Write ``chunks``; False once the server has closed the connection
+        (what it sent before may still be read)."""
+        try:
+            self.sock.sendall(b"".join(chunks))
+            return True
+        except OSError:
+            self.send_failed = True
+            return False
+
+    def pump(self, timeout: float) -> bool:
+        """Read what arrives within ``timeout``; False if nothing did."""
+        data = self._recv(timeout)
+        if not data:
+            return False
+        self.received += len(data)
+        self.raw += self.reader.feed(data)
+        return True

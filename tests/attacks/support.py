@@ -2,9 +2,10 @@
 builders (any frame, including the ones h2 refuses to produce), worker
 measurements from /proc and the "is the worker still fine" check.
 
-``RawConn`` writes bytes it builds itself (tests/frames.py's builders and
-its own HPACK encoder) and splits what the server sends with the exact frame parser of
-tests/e2e/util.py, so an attack is neither helped nor hindered by h2.
+``RawConn`` is the raw client of tests/sockets.py: it writes bytes it
+builds itself (tests/frames.py's builders and its own HPACK encoder) and
+reads what the server sends frame by frame, so an attack is neither helped
+nor hindered by h2.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.e2e.util import (
     wait_for_file,
 )
 from tests.frames import raw_frame
-from tests.sockets import SocketPeer
+from tests.sockets import FrameSocket
 
 __all__ = [
     "EYC",
@@ -96,14 +97,8 @@ def goaway_code(frame: GoAwayFrame) -> str:
 # -- a raw connection -------------------------------------------------------------
 
 
-class RawConn(SocketPeer):
-    """A socket speaking HTTP/2 frames the test writes itself."""
-
-    # The server cuts attacking connections off, TLS ones possibly mid-record:
-    # any ssl.SSLError reads as the close (ssl.SSLWantReadError too, being one),
-    # a read that would block as nothing arrived.
-    closed_by = (ConnectionResetError, BrokenPipeError, ssl.SSLError)
-    idle_on = (BlockingIOError,)
+class RawConn(FrameSocket):
+    """The raw client, speaking first (preface and SETTINGS) unless told not to."""
 
     def __init__(
         self,
@@ -116,24 +111,8 @@ class RawConn(SocketPeer):
         rcvbuf: int | None = None,
     ) -> None:
         super().__init__(port, context, timeout=timeout, rcvbuf=rcvbuf)
-        self.encoder = hpack.Encoder()
-        self.reader = FrameReader()
-        self.frames: list[Frame] = []
-        self.send_failed = False
-        self.received = 0
         if preface:
             self.send(PREFACE + settings(*client_settings))
-
-    # -- sending ------------------------------------------------------------------
-
-    def send(self, data: bytes) -> bool:
-        """Write ``data``; False once the server has closed the connection."""
-        try:
-            self.sock.sendall(data)
-            return True
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            self.send_failed = True  # what the server sent may still be read
-            return False
 
     def block(
         self, path: str = "/hello", method: str = "GET", extra: Iterable[Header] = ()
@@ -153,15 +132,6 @@ class RawConn(SocketPeer):
         return headers_frame(stream_id, self.block(path, **kwargs))  # type: ignore[arg-type]
 
     # -- receiving ----------------------------------------------------------------
-
-    def pump(self, timeout: float) -> bool:
-        """Read what arrives within ``timeout``; False if nothing did."""
-        data = self._recv(timeout)
-        if not data:
-            return False
-        self.received += len(data)
-        self.frames.extend(self.reader.feed(data))
-        return True
 
     def wait(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
         if not self._poll(predicate, timeout, 0.2):

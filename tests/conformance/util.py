@@ -66,7 +66,7 @@ from tests.frames import (
     window_update,
 )
 from tests.frames import raw_frame as frame
-from tests.sockets import SocketPeer
+from tests.sockets import FrameSocket
 
 Header = tuple[bytes, bytes]
 
@@ -383,33 +383,16 @@ def rejected(peer: Peer) -> list[tuple[int, ErrorCodes]]:
 # -- the real server --------------------------------------------------------------
 
 
-class Wire(SocketPeer, _Blocks):
-    """A raw HTTP/2 client on a socket to a running server (h2c or TLS + ALPN h2)."""
-
-    closed_by = (OSError,)  # any failed read (ssl.SSLError is an OSError) ends the connection
+class Wire(FrameSocket, _Blocks):
+    """The raw client (tests/sockets.py) to a running server (h2c or TLS +
+    ALPN h2), with this suite's vocabulary: described frames, blocks."""
 
     def __init__(
         self, port: int, context: ssl.SSLContext | None = None, timeout: float = 5.0
     ) -> None:
         super().__init__(port, context, timeout=timeout)
-        self.reader = RawFrameReader()
-        self.encoder = hpack.Encoder()
-        self.data = b""  # every byte received
-        self.raw: list[RawFrame] = []  # every frame received
         self._setup_blocks()
         self.mark = 0
-
-    def send(self, *chunks: bytes) -> None:
-        try:
-            self.sock.sendall(b"".join(chunks))
-        except OSError:  # the server may have closed already; reading shows it
-            pass
-
-    def pump(self, timeout: float) -> None:
-        chunk = self._recv(timeout)
-        if chunk:
-            self.data += chunk
-            self.raw += self.reader.feed(chunk)
 
     def wait(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
         return self._poll(predicate, self.timeout if timeout is None else timeout, 0.2)
@@ -418,7 +401,7 @@ class Wire(SocketPeer, _Blocks):
         """Preface and SETTINGS; wait for the server's SETTINGS and its ACK of
         ours, acknowledge its SETTINGS. Returns what the server sent."""
         self.send(PREFACE, settings(*client_settings))
-        assert self.wait(lambda: self._seen(SETTINGS, 0) and self._seen(SETTINGS, ACK)), self.data
+        assert self.wait(lambda: self._seen(SETTINGS, 0) and self._seen(SETTINGS, ACK)), self.raw
         self.send(settings(ack=True))
         return self.take()
 

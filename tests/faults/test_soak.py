@@ -125,7 +125,7 @@ def _run_streams(conn: RawConn, first: int, count: int, block: bytes) -> int:
         )
         ends = sum(1 for f in conn.frames if "END_STREAM" in f.flags)
         assert ends == batch and not conn.goaways() and not conn.resets()
-        conn.frames.clear()
+        conn.forget()
         sid += 2 * batch
         count -= batch
     return sid
@@ -138,7 +138,7 @@ def test_long_lived_connection_keeps_no_memory_per_stream(server):
         # a connection window for all the bodies; primes the HPACK table
         conn.send(window_update(0, 2**31 - 1 - 65535) + conn.request(1, "/hello"))
         conn.wait(lambda: any("END_STREAM" in f.flags for f in conn.frames))
-        conn.frames.clear()
+        conn.forget()
         block = conn.block("/hello")  # fully indexed from now on
         sid = _run_streams(conn, 3, 5000, block)
         warm = rss_kib(pid)
