@@ -116,6 +116,9 @@ class SocketPeer:
         self.close()
 
 
+DATA_KEPT = 1 << 20  # bytes of what the server wrote a FrameSocket keeps as they came
+
+
 class FrameSocket(SocketPeer):
     """The raw HTTP/2 client: bytes out, frames in (see the module docstring).
 
@@ -140,6 +143,7 @@ class FrameSocket(SocketPeer):
         self.reader = RawFrameReader()
         self.raw: list[RawFrame] = []  # every frame the server wrote, in order
         self.received = 0  # bytes
+        self.data = bytearray()  # the first DATA_KEPT bytes (e.g. an HTTP/1.1 answer)
         self.send_failed = False
         self._parsed: list[Frame] = []
 
@@ -170,6 +174,8 @@ class FrameSocket(SocketPeer):
         data = self._recv(timeout)
         if not data:
             return False
+        if self.received < DATA_KEPT:
+            self.data += data[: DATA_KEPT - self.received]
         self.received += len(data)
         self.raw += self.reader.feed(data)
         return True
