@@ -1,4 +1,4 @@
-"""h2workers.proto.machine's hot paths give h2's results: same bytes out, same events,
+"""h2workers.proto.machine's and framing's hot paths give h2's results: same bytes out, same events,
 same state, same errors.
 
 Each hot path does h2's checks and state changes without h2's generic frame
@@ -20,12 +20,8 @@ from hyperframe.frame import Frame
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from h2workers.proto.machine import (
-    EagerFrameBuffer,
-    ServerConnection,
-    TokenBucket,
-    new_server_connection,
-)
+from h2workers.proto.framing import EagerFrameBuffer
+from h2workers.proto.machine import ServerConnection, TokenBucket, new_server_connection
 from tests.frames import PREFACE, raw_frame
 
 REQUEST = [(":method", "GET"), (":scheme", "https"), (":authority", "a"), (":path", "/")]
