@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from h2workers.config import MAX_WINDOW, H2Settings
 from h2workers.errors import StreamViolation, UnknownStream
 from h2workers.proto import events as ev
+from h2workers.proto import headers
 from h2workers.proto.priority import StreamPriority
 from tests.frames import (
     APP_ACTIONS,
@@ -930,3 +931,5 @@ def test_fields_seen_before_are_still_refused_where_they_do_not_belong():
         for _ in range(2):  # refused again: never remembered
             with pytest.raises(StreamViolation):
                 parse_request([*good[:3], bad])
+    parse_request([*good, (b"authorization", b"Bearer s3cret"), (b"cookie", b"a=b")])
+    assert not any(value in (b"Bearer s3cret", b"a=b") for _, value in headers._CHECKED)

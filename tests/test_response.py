@@ -75,3 +75,9 @@ def test_pairs_that_are_not_two_bytes_are_refused_or_taken_as_before(pair):
     else:
         with pytest.raises(InvalidResponse):
             check_headers([pair])
+
+
+def test_credentials_are_not_remembered(monkeypatch):
+    monkeypatch.setattr(response, "_CHECKED", {})
+    check_headers([(b"Set-Cookie", b"session=s3cret"), (b"x-a", b"1")])
+    assert list(response._CHECKED) == [(b"x-a", b"1")]

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from h2workers.errors import InvalidResponse
-from h2workers.proto.headers import Header
+from h2workers.proto.headers import SECRET_FIELDS, Header
 
 __all__ = ["InvalidResponse", "check_headers", "encode_headers", "has_no_body", "parse_status"]
 
@@ -92,7 +92,8 @@ def _checked_pair(pair: Any) -> Header:
     if lname == b"content-length" and not value.isdigit():
         raise InvalidResponse(f"invalid content-length {value!r}")
     plain = type(pair) is tuple and type(name) is bytes and type(pair[1]) is bytes
-    if plain and len(_CHECKED) < _CHECKED_MAX and len(value) <= _CHECKED_VALUE_MAX:
+    kept = lname not in SECRET_FIELDS  # a session cookie is not kept past its response
+    if plain and kept and len(_CHECKED) < _CHECKED_MAX and len(value) <= _CHECKED_VALUE_MAX:
         _CHECKED[pair] = checked
     return checked
 

@@ -70,12 +70,15 @@ def _check_regular(name: bytes, value: bytes) -> None:
 
 # Fields that passed their checks (a pseudo-header's value, or a regular
 # field whole), as a client repeats them on every request: checked once.
+# Credentials are never kept past their request.
 _CHECKED: set[Header] = set()
 _CHECKED_MAX, _CHECKED_VALUE_MAX = 1024, 256  # bounds for clients whose values vary
+SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
 
 
 def _remember(pair: Header) -> None:
-    if len(_CHECKED) < _CHECKED_MAX and len(pair[1]) <= _CHECKED_VALUE_MAX:
+    small = len(pair[1]) <= _CHECKED_VALUE_MAX
+    if small and len(_CHECKED) < _CHECKED_MAX and pair[0] not in SECRET_FIELDS:
         _CHECKED.add(pair)
 
 
