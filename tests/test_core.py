@@ -41,6 +41,7 @@ from tests.frames import (
     kinds,
     of_type,
     open_window,
+    raw_frame,
     rst,
     summary,
     upload,
@@ -933,3 +934,16 @@ def test_fields_seen_before_are_still_refused_where_they_do_not_belong():
                 parse_request([*good[:3], bad])
     parse_request([*good, (b"authorization", b"Bearer s3cret"), (b"cookie", b"a=b")])
     assert not any(value in (b"Bearer s3cret", b"a=b") for _, value in headers._CHECKED)
+
+
+def test_nothing_after_a_connection_error_in_the_same_read_is_served():
+    """A malformed PRIORITY_UPDATE (a connection error the core finds, not
+    h2) followed by a request in the same read: the connection ends and the
+    request is not started (found by test_garbled_frames_never_raise: the
+    app then answered on a closed connection)."""
+    raw = RawClient(H2Settings())
+    request = encode_item(raw, ("headers", 3, False))
+    events = raw.core.receive(raw_frame(0x10, 0, 0, b"") + request)
+    assert [type(e) for e in events] == [ev.ConnectionEnded]
+    assert events[0].error_code == ErrorCodes.FRAME_SIZE_ERROR
+    assert not raw.core.is_serving(3)

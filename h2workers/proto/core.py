@@ -130,6 +130,8 @@ class H2Core:
         out: list[ev.Event] = []
         try:
             for event in h2_events:
+                if self.terminated:  # a frame of this read ended the connection:
+                    break  # what h2 parsed after it is not served
                 self._translate(event, out)
         except DenialOfServiceError as exc:  # malformed streams past the reset budget
             out.extend(self._terminate(ErrorCodes.ENHANCE_YOUR_CALM, str(exc), by_peer=False))
