@@ -142,6 +142,11 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         super().load_wsgi()
         _tune_gc()
 
+    @property
+    def handshake_timeout(self) -> float:
+        """For a TLS handshake or a cleartext preface, as Gunicorn's ``timeout``."""
+        return max(1.0, self.head_timeout)
+
     def _ssl_context(self) -> ssl.SSLContext:
         context: ssl.SSLContext = gsock.ssl_context(self.cfg)
         context.set_alpn_protocols(self.options.alpn)
@@ -156,8 +161,8 @@ class H2Worker(base.Worker):  # type: ignore[misc]
             peer,
             server,
             transport.secure,
-            timeout=float(self.cfg.timeout or 30),
-            keepalive=float(self.cfg.keepalive),
+            timeout=self.head_timeout or 30.0,
+            keepalive=self.keepalive,
             now=time.monotonic(),
             metrics=self.metrics,
         )
@@ -200,7 +205,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
                 "%d %s not complete after %gs, closed (from %s%s)",
                 len(peers),
                 what,
-                self.cfg.timeout,
+                self.head_timeout,
                 first[0] if isinstance(first, tuple) else "-",
                 " and others" if len(peers) > 1 else "",
             )
@@ -209,7 +214,7 @@ class H2Worker(base.Worker):  # type: ignore[misc]
         """One HTTP/1.1 request on Gunicorn's code, its head already read
         (``conn.initial``): False to close the connection, True to keep it
         for the next request, or the ``Upgrade`` to h2c (cleartext only)."""
-        conn.sock.settimeout(float(self.cfg.timeout) or None)
+        conn.sock.settimeout(self.head_timeout or None)
         req = None
         try:
             req = next_request(conn, self.cfg)

@@ -52,11 +52,6 @@ class AsgiH2(H2Worker):
         asyncio.set_event_loop(self.loop)
         super().init_process()
 
-    @property
-    def handshake_timeout(self) -> float:
-        """For a TLS handshake or a cleartext preface, as Gunicorn's ``timeout``."""
-        return max(1.0, float(self.cfg.timeout))
-
     def load_wsgi(self) -> None:
         super().load_wsgi()
         self.asgi_app = as_asgi3(self.wsgi)

@@ -175,7 +175,7 @@ class GreenH2(H2Worker):
         cleartext preface; at most ``timeout`` seconds, like a request head."""
         what = "TLS handshake(s)" if self.ssl_context else "connection preface(s)"
         sock = client  # the object that owns the descriptor (TLS wraps it)
-        cancel = self.hub.deadline(max(1.0, float(self.cfg.timeout)))
+        cancel = self.hub.deadline(self.handshake_timeout)
         try:
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(
@@ -263,12 +263,12 @@ class GreenH2(H2Worker):
             while self.alive and (head := self._read_head(conn, first)):
                 first = False
                 self.count_request()
-                outcome = self.serve_h1_request(conn, self.alive and self.cfg.keepalive > 0)
+                outcome = self.serve_h1_request(conn, self.alive and self.keepalive > 0)
                 if isinstance(outcome, Upgrade):
                     self.conns.discard(conn)
                     self._serve_h2(sock, conn.peer, conn.server, _upgraded(outcome))
                     return
-                if not outcome or self.cfg.keepalive <= 0:
+                if not outcome or self.keepalive <= 0:
                     break
         finally:
             self.conns.discard(conn)
@@ -283,8 +283,8 @@ class GreenH2(H2Worker):
         sock = conn.sock
         while not (conn.has_buffered_input() or head_complete(conn.initial, self.head_limit)):
             started = bool(conn.initial)
-            wait = self.cfg.timeout if first or started else max(self.cfg.keepalive, 1)
-            sock.settimeout(float(wait))
+            wait = self.head_timeout if first or started else max(self.keepalive, 1.0)
+            sock.settimeout(wait)
             try:
                 data = sock.recv(65536)
             except TimeoutError:

@@ -219,7 +219,7 @@ class GThreadH2(H2Worker):
         client.setblocking(False)
         if client.family in (socket.AF_INET, socket.AF_INET6):
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        deadline = time.monotonic() + max(1.0, float(self.cfg.timeout))
+        deadline = time.monotonic() + self.handshake_timeout
         if self.ssl_context is not None:
             tls = self.ssl_context.wrap_socket(
                 client,
@@ -311,7 +311,7 @@ class GThreadH2(H2Worker):
             self.conns[conn] = None
             self._dispatch_h1(conn)
             return
-        wait = self.cfg.timeout if conn.initial else max(self.cfg.keepalive, 1)
+        wait = self.head_timeout if conn.initial else max(self.keepalive, 1.0)
         conn.deadline = time.monotonic() + wait
         self._register(conn, READ, lambda mask: self._h1_readable(conn))
 
@@ -333,12 +333,12 @@ class GThreadH2(H2Worker):
             self._unregister(conn)
             self._dispatch_h1(conn)
         elif started:
-            conn.deadline = time.monotonic() + self.cfg.timeout
+            conn.deadline = time.monotonic() + self.head_timeout
 
     def _dispatch_h1(self, conn: H1Connection) -> None:
         conn.deadline = 0.0  # owned by a pool thread now: no idle timeout
         self.count_request()
-        keepalive = self.alive and self.cfg.keepalive > 0
+        keepalive = self.alive and self.keepalive > 0
         self.pool.submit(lambda parker: self._serve_h1(conn, keepalive, parker))
 
     def _serve_h1(self, conn: H1Connection, keepalive: bool, parker: Parker) -> None:
