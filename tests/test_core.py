@@ -933,7 +933,7 @@ def test_fields_seen_before_are_still_refused_where_they_do_not_belong():
             with pytest.raises(StreamViolation):
                 parse_request([*good[:3], bad])
     parse_request([*good, (b"authorization", b"Bearer s3cret"), (b"cookie", b"a=b")])
-    assert not any(value in (b"Bearer s3cret", b"a=b") for _, value in headers._CHECKED)
+    assert not any(value in (b"Bearer s3cret", b"a=b") for _, value in headers._CHECKED.known)
 
 
 def test_nothing_after_a_connection_error_in_the_same_read_is_served():

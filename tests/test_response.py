@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from h2workers.app import response
 from h2workers.app.response import InvalidResponse, check_headers
+from h2workers.proto.headers import FieldMemo
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(rb"[ \t\x21-\x7e\x80-\xff]*")
@@ -57,11 +58,11 @@ def test_every_response_is_checked_as_the_rules_say_seen_before_or_not(responses
 
 
 def test_what_is_remembered_is_bounded(monkeypatch):
-    monkeypatch.setattr(response, "_CHECKED", {})
-    for i in range(response._CHECKED_MAX + 50):
+    monkeypatch.setattr(response, "_CHECKED", FieldMemo())
+    for i in range(FieldMemo.MAX_FIELDS + 50):
         check_headers([(b"etag", b"%d" % i)])
-    check_headers([(b"x-big", b"v" * (response._CHECKED_VALUE_MAX + 1))])
-    assert len(response._CHECKED) == response._CHECKED_MAX
+    check_headers([(b"x-big", b"v" * (FieldMemo.MAX_VALUE + 1))])
+    assert len(response._CHECKED.known) == FieldMemo.MAX_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -78,6 +79,6 @@ def test_pairs_that_are_not_two_bytes_are_refused_or_taken_as_before(pair):
 
 
 def test_credentials_are_not_remembered(monkeypatch):
-    monkeypatch.setattr(response, "_CHECKED", {})
+    monkeypatch.setattr(response, "_CHECKED", FieldMemo())
     check_headers([(b"Set-Cookie", b"session=s3cret"), (b"x-a", b"1")])
-    assert list(response._CHECKED) == [(b"x-a", b"1")]
+    assert list(response._CHECKED.known) == [(b"x-a", b"1")]

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from h2workers.errors import InvalidResponse
-from h2workers.proto.headers import SECRET_FIELDS, Header
+from h2workers.proto.headers import FieldMemo, Header
 
 __all__ = ["InvalidResponse", "check_headers", "encode_headers", "has_no_body", "parse_status"]
 
@@ -56,13 +56,14 @@ def check_headers(headers: Iterable[Any]) -> tuple[list[Header], int | None]:
     connection-specific fields dropped. Raises InvalidResponse for a name
     that is not a token or a value with control characters (response
     splitting), as Gunicorn does for HTTP/1.1. A pair seen before is not
-    checked again (``_CHECKED``: an app sends the same few on every response).
+    checked again (``_CHECKED``).
     """
     block: list[Header] = []
     length: int | None = None
+    known = _CHECKED.known
     for pair in headers:
         try:
-            checked = _CHECKED.get(pair)
+            checked = known.get(pair)
         except TypeError:  # a list, or a bytearray in it: checked (and refused) below
             checked = None
         if checked is None:
@@ -76,8 +77,7 @@ def check_headers(headers: Iterable[Any]) -> tuple[list[Header], int | None]:
 
 
 _DROPPED: Header = (b"", b"")  # a connection-specific field: not sent over HTTP/2
-_CHECKED: dict[Any, Header] = {}  # pairs already checked, to what they become
-_CHECKED_MAX, _CHECKED_VALUE_MAX = 1024, 256  # a bound for apps whose values vary
+_CHECKED = FieldMemo()  # response pairs already checked, to what they became
 
 
 def _checked_pair(pair: Any) -> Header:
@@ -91,10 +91,8 @@ def _checked_pair(pair: Any) -> Header:
     checked = _DROPPED if lname in _CONNECTION_SPECIFIC else (lname, value)
     if lname == b"content-length" and not value.isdigit():
         raise InvalidResponse(f"invalid content-length {value!r}")
-    plain = type(pair) is tuple and type(name) is bytes and type(pair[1]) is bytes
-    kept = lname not in SECRET_FIELDS  # a session cookie is not kept past its response
-    if plain and kept and len(_CHECKED) < _CHECKED_MAX and len(value) <= _CHECKED_VALUE_MAX:
-        _CHECKED[pair] = checked
+    if type(pair) is tuple and type(name) is bytes and type(pair[1]) is bytes:
+        _CHECKED.remember(pair, lname, value, checked)
     return checked
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from h2workers.errors import StreamViolation
 from h2workers.proto.priority import DEFAULT_PRIORITY, StreamPriority
@@ -68,18 +69,30 @@ def _check_regular(name: bytes, value: bytes) -> None:
         raise StreamViolation("te header other than 'trailers'")
 
 
-# Fields that passed their checks (a pseudo-header's value, or a regular
-# field whole), as a client repeats them on every request: checked once.
-# Credentials are never kept past their request.
-_CHECKED: set[Header] = set()
-_CHECKED_MAX, _CHECKED_VALUE_MAX = 1024, 256  # bounds for clients whose values vary
 SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
 
 
-def _remember(pair: Header) -> None:
-    small = len(pair[1]) <= _CHECKED_VALUE_MAX
-    if small and len(_CHECKED) < _CHECKED_MAX and pair[0] not in SECRET_FIELDS:
-        _CHECKED.add(pair)
+class FieldMemo:
+    """Header fields that passed their checks, and what each became: a
+    client sends the same few fields on every request, an app on every
+    response, so each is checked once. Bounded (a peer whose values vary
+    fills it, and from then on fields are checked every time); credentials
+    are never kept past their request or response."""
+
+    MAX_FIELDS, MAX_VALUE = 1024, 256
+
+    def __init__(self) -> None:
+        self.known: dict[Any, Any] = {}  # the field as given -> what it became
+
+    def remember(self, given: Any, name: bytes, value: bytes, became: Any) -> None:
+        if len(value) > self.MAX_VALUE or len(self.known) >= self.MAX_FIELDS:
+            return
+        if name not in SECRET_FIELDS:
+            self.known[given] = became
+
+
+# Fields that passed RFC 9113 8's checks: a pseudo-header's value, or a regular field whole
+_CHECKED = FieldMemo()
 
 
 def _parse_content_length(value: bytes, current: int | None) -> int:
@@ -109,7 +122,7 @@ def parse_request(block: list[Header], extended_connect: bool = False) -> Reques
     content_length: int | None = None
     priority: bytes | None = None
     list_size = 32 * len(block)
-    checked = _CHECKED
+    checked = _CHECKED.known
     for pair in block:
         name, value = pair
         list_size += len(name) + len(value)
@@ -122,12 +135,12 @@ def parse_request(block: list[Header], extended_connect: bool = False) -> Reques
                 raise StreamViolation(f"repeated pseudo-header {name!r}")
             if pair not in checked:
                 _check_value(name, value)
-                _remember(pair)
+                _CHECKED.remember(pair, name, value, True)
             pseudo[name] = value
             continue
         if pair not in checked:
             _check_regular(name, value)
-            _remember(pair)
+            _CHECKED.remember(pair, name, value, True)
         if name == b"cookie":  # RFC 9113 8.2.3: rejoin split cookie fields
             cookies.append(value)
             continue
