@@ -384,13 +384,19 @@ def ticker(environ: dict[str, Any], start_response: StartResponse) -> Iterable[b
 
 
 def once(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    """Counts its executions per id (one line each in ``once-<id>``), then sleeps."""
+    """Counts its executions per id (one line each in ``once-<id>``), then
+    waits for the test to create ``release-<hold>`` (when asked), then sleeps."""
     query = _query(environ)
-    name = query.get("id", "default")
-    if not name.isalnum():
+    name, hold = query.get("id", "default"), query.get("hold", "")
+    if not name.isalnum() or (hold and not hold.isalnum()):
         return _text(start_response, b"bad id\n", "400 Bad Request")
     with open(_state_file(f"once-{name}"), "a") as f:
         f.write(f"{os.getpid()}\n")
+    if hold:
+        release = _state_file(f"release-{hold}")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.01)
     time.sleep(float(query.get("s", "0")))
     return _text(start_response, f"{name} {os.getpid()}".encode())
 

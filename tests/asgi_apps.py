@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -298,12 +299,18 @@ async def ticker(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def once(scope: Scope, receive: Receive, send: Send) -> None:
     query = _query(scope)
-    name = query.get("id", "default")
-    if not name.isalnum():
+    name, hold = query.get("id", "default"), query.get("hold", "")
+    if not name.isalnum() or (hold and not hold.isalnum()):
         await _text(send, b"bad id\n", 400)
         return
-    with open(os.path.join(os.environ["H2W_STATE_DIR"], f"once-{name}"), "a") as f:
+    state_dir = os.environ["H2W_STATE_DIR"]
+    with open(os.path.join(state_dir, f"once-{name}"), "a") as f:
         f.write(f"{os.getpid()}\n")
+    if hold:  # the test creates release-<hold> when these may finish
+        release = os.path.join(state_dir, f"release-{hold}")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
     await asyncio.sleep(float(query.get("s", "0")))
     await _text(send, f"{name} {os.getpid()}".encode())
 
