@@ -16,6 +16,7 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.exceptions import FlowControlError, FrameTooLargeError, ProtocolError
+from h2.settings import SettingCodes, Settings
 from hyperframe.frame import Frame
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -102,7 +103,7 @@ class _GenericBuffer(EagerFrameBuffer):
 
 
 class _GenericServer(ServerConnection):
-    """ServerConnection with the received-DATA hot path turned off."""
+    """ServerConnection with the received-frame hot paths turned off."""
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -111,14 +112,30 @@ class _GenericServer(ServerConnection):
     def _receive_body_data(self, frame: Any) -> None:
         return None
 
+    def _open_request_stream(self, frame: Any) -> None:
+        return None
 
-def _pair() -> list[ServerConnection]:
-    config = dict(client_side=False, header_encoding=None)
+    def _open_streams(self, remainder: int) -> int:
+        return H2Connection._open_streams(self, remainder)
+
+
+def _pair(max_streams: int | None = None) -> list[ServerConnection]:
+    """The hot paths and h2's, configured as the core configures h2 (received
+    headers handed over as decoded), at most ``max_streams`` open streams."""
+    config = dict(
+        client_side=False,
+        header_encoding=None,
+        validate_inbound_headers=False,
+        normalize_inbound_headers=False,
+    )
     servers = [
         ServerConnection(H2Configuration(**config)),
         _GenericServer(H2Configuration(**config)),
     ]
     for server in servers:
+        if max_streams is not None:
+            limit = {SettingCodes.MAX_CONCURRENT_STREAMS: max_streams}
+            server.local_settings = Settings(client=False, initial_values=limit)  # type: ignore[arg-type]
         server.initiate_connection()
         server.data_to_send()
         server.controls = TokenBucket("control frames", 3, 0)  # empty DATA costs one
@@ -192,17 +209,32 @@ OTHER = st.sampled_from(
     ["rst1", "rst3", "window", "ping", "trailers1", "headers5", "open5", "goaway0", "goaway1"]
 )
 # A HEADERS frame of any flags (END_STREAM, END_HEADERS, PADDED, PRIORITY and
-# undefined bits), padded or not, and a CONTINUATION that may end its block.
+# undefined bits), padded or not, and a CONTINUATION that may end its block;
+# the block a request, one with a content-length (good, bad or two that
+# disagree), or an informational response head.
 HEADERS = st.tuples(
     st.sampled_from(["headers", "continuation"]),
-    st.sampled_from([1, 3, 5, 7, 9, 0, 2]),
+    st.sampled_from([1, 3, 5, 7, 9, 11, 13, 0, 2]),
     st.integers(0, 255),
     st.integers(0, 30),
+    st.sampled_from(["request", "length", "badlength", "twolengths", "informational"]),
 )
+_EXTRA_FIELDS = {
+    "request": [],
+    "length": [(b"content-length", b"5")],
+    "badlength": [(b"content-length", b"5x")],
+    "twolengths": [(b"content-length", b"5"), (b"content-length", b"6")],
+}
 
 
-def _headers(kind: str, sid: int, flags: int, pad: int, encoder: hpack.Encoder) -> bytes:
-    block = encoder.encode([(b":method", b"GET"), (b":path", b"/%d" % sid), (b"x-a", b"b")])
+def _headers(
+    kind: str, sid: int, flags: int, pad: int, fields: str, encoder: hpack.Encoder
+) -> bytes:
+    if fields == "informational":
+        block = encoder.encode([(b":status", b"103"), (b"link", b"</a>")])
+    else:
+        head = [(b":method", b"GET"), (b":path", b"/%d" % sid), (b"x-a", b"b")]
+        block = encoder.encode(head + _EXTRA_FIELDS[fields])
     if kind == "continuation":
         return raw_frame(0x9, flags & 0x4, sid, block)
     payload = block
@@ -230,32 +262,43 @@ def _other(kind: str, encoder: hpack.Encoder) -> bytes:
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@example(None, True, False, ["goaway1", (1, 10, False, None)], [])  # DATA on a closed connection
-@example(None, True, False, [(1, 0, False, None)] * 4, [])  # empty DATA spends control tokens
-@example(150, True, False, [(1, 100, False, None), (1, 100, False, None)], [])  # overrun
-@example(None, True, False, ["open5", (1, 10, False, None)], [])  # DATA inside a header block
-@example(None, True, True, [(1, 10, False, None)], [])  # stream 1 half-closed (local)
-@example(None, True, False, [(1, 16_384, False, None)] * 5, [9, 70_000])  # window overrun
+@example(
+    None, True, False, ["goaway1", (1, 10, False, None)], [], None
+)  # DATA on a closed connection
+@example(None, True, False, [(1, 0, False, None)] * 4, [], None)  # empty DATA spends control tokens
+@example(150, True, False, [(1, 100, False, None), (1, 100, False, None)], [], None)  # overrun
+@example(None, True, False, ["open5", (1, 10, False, None)], [], None)  # DATA inside a header block
+@example(None, True, True, [(1, 10, False, None)], [], None)  # stream 1 half-closed (local)
+@example(None, True, False, [(1, 16_384, False, None)] * 5, [9, 70_000], None)  # window overrun
+@example(None, True, False, [("headers", 5, 0x5, 0, "request")], [], None)  # a new stream
+@example(None, True, False, [("headers", 5, 0x4, 0, "badlength")], [], None)  # malformed
+@example(None, True, False, [("headers", 5, 0x5, 0, "informational")], [], None)  # not a request
+@example(None, True, False, [("headers", 5, 0x4, 0, "request")] * 2, [], None)  # opened twice
+@example(None, True, False, [("headers", 5, 0x5, 0, "request")], [], 2)  # one too many
 @given(
     st.sampled_from([None, 0, 1, 150, 20_000, 70_000]),  # stream 1's content-length
     st.booleans(),
     st.booleans(),
     st.lists(st.one_of(DATA, OTHER, HEADERS), max_size=12),
     st.lists(st.integers(0, 1 << 20), max_size=4),
+    st.sampled_from([None, 2, 3]),
 )
-def test_received_data_gives_what_h2_gives(length, settings_first, responded, frames, cuts):
+def test_received_data_gives_what_h2_gives(
+    length, settings_first, responded, frames, cuts, max_streams
+):
     """Content-length overruns, closed and unknown streams, stream 0,
     padding, END_STREAM, empty frames, windows overrun (frames up to 20 kB
     against 64 KiB windows), frames split across reads, DATA inside a
     header block, a response already sent, no SETTINGS first, and HEADERS
-    of every flag and stream with CONTINUATIONs: the hot paths (DATA and
-    HEADERS) must match h2's generic path."""
+    of every flag and stream with CONTINUATIONs, blocks h2 finds malformed,
+    more streams than SETTINGS_MAX_CONCURRENT_STREAMS allows: the hot paths
+    (DATA, HEADERS, a new stream) must match h2's generic path."""
     encoder = hpack.Encoder()
     head = PREFACE + (raw_frame(0x4, 0, 0, b"") if settings_first else b"")
     head += _request(encoder, 1, length, end=False) + _request(encoder, 3, None, end=False)
     body = b"".join(_frame(i, encoder) for i in frames)
     outcomes = []
-    for server in _pair():
+    for server in _pair(max_streams):
         if settings_first:
             server.receive_data(head)
             if responded:  # stream 1 half-closed (local)
@@ -264,6 +307,42 @@ def test_received_data_gives_what_h2_gives(length, settings_first, responded, fr
         else:
             outcomes.append(_outcome(server, head + body, cuts))
     assert outcomes[0] == outcomes[1]
+
+
+def test_pushed_streams_do_not_count_against_the_clients_limit():
+    """SETTINGS_MAX_CONCURRENT_STREAMS limits the streams the client opens:
+    a stream we pushed (even, open once its head is sent) leaves the count
+    of the client's open streams as h2 counts it."""
+    outcomes = []
+    for server in _pair(max_streams=2):
+        encoder = hpack.Encoder()
+        server.receive_data(PREFACE + raw_frame(0x4, 0, 0, b"") + _request(encoder, 1, None, True))
+        server.push_stream(
+            1,
+            2,
+            [
+                (b":method", b"GET"),
+                (b":path", b"/p"),
+                (b":scheme", b"https"),
+                (b":authority", b"a"),
+            ],
+        )
+        server.send_headers(2, [(b":status", b"200")])
+        server.push_stream(
+            1,
+            4,
+            [
+                (b":method", b"GET"),
+                (b":path", b"/q"),
+                (b":scheme", b"https"),
+                (b":authority", b"a"),
+            ],
+        )
+        server.send_headers(4, [(b":status", b"200")])
+        server.data_to_send()
+        outcomes.append(_outcome(server, _request(encoder, 3, None, True), []))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][0] == "RequestReceived"
 
 
 def _frame(item: Any, encoder: hpack.Encoder) -> bytes:

@@ -11,10 +11,11 @@ other stream on the connection:
   RFC 9113 8.1.1 says stream error PROTOCOL_ERROR.
 
 Only private hooks of h2 4.x are overridden. Most call the original and change
-nothing but the error path; three hot paths (response HEADERS, response DATA,
-received DATA on an open stream) do h2's checks and state changes in h2's
-order without its generic frame machinery, and tests compare their results
-with h2's own. How received bytes become frames is ``framing.py``'s.
+nothing but the error path; four hot paths (response HEADERS, response DATA,
+received DATA on an open stream, a request's HEADERS opening a new stream)
+do h2's checks and state changes in h2's order without its generic frame
+machinery, and tests compare their results with h2's own. How received
+bytes become frames is ``framing.py``'s.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from h2.connection import (
     _decode_headers,  # HPACK errors mapped to h2's, as for any block
 )
 from h2.errors import ErrorCodes
-from h2.events import ConnectionTerminated, DataReceived, Event
+from h2.events import ConnectionTerminated, DataReceived, Event, RequestReceived, StreamEnded
 from h2.exceptions import (
     DenialOfServiceError,
     FlowControlError,
@@ -40,7 +41,8 @@ from h2.exceptions import (
     TooManyStreamsError,
 )
 from h2.settings import SettingCodes, Settings
-from h2.stream import StreamClosedBy, StreamInputs, StreamState
+from h2.stream import STREAM_OPEN, H2Stream, StreamClosedBy, StreamInputs, StreamState
+from h2.utilities import is_informational_response
 from hpack import HPACKError
 from hyperframe.frame import (
     ContinuationFrame,
@@ -61,6 +63,7 @@ from h2workers.proto.framing import (
     QUIET_FRAMES,
     EagerFrameBuffer,
     QuietDataFrame,
+    QuietHeadersFrame,
 )
 
 _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
@@ -154,10 +157,15 @@ class ServerConnection(H2Connection):
     controls: TokenBucket | None = None  # SETTINGS, PING, PRIORITY, WINDOW_UPDATE...
 
     def _receive_frame(self, frame: Frame) -> list[Event]:
-        if frame.__class__ is QuietDataFrame:
+        kind = frame.__class__
+        if kind is QuietDataFrame:
             received = self._receive_body_data(frame)
             if received is not None:
                 return [received]
+        elif kind is QuietHeadersFrame and frame.plain_end_stream is not None:
+            opened = self._open_request_stream(frame)
+            if opened is not None:
+                return opened
         self._screen(frame)
         if self._closed_by_our_reset(frame.stream_id):
             return self._discard(frame)
@@ -216,6 +224,76 @@ class ServerConnection(H2Connection):
         event.stream_ended = None
         return event
 
+    def _open_request_stream(self, frame: QuietHeadersFrame) -> list[Event] | None:
+        """h2's handling of a request's usual first HEADERS frame, or None to
+        let h2 handle it.
+
+        The usual frame opens the next stream (odd, above every stream the
+        client opened, under our concurrency limit) with a whole header block
+        and no padding or priority fields, on an open connection. h2 then
+        always makes the stream and runs it through two or three state
+        machine inputs with a known outcome: open, or half-closed by
+        END_STREAM, and one RequestReceived (with its StreamEnded). Through
+        h2's dispatch that is a sixth of a small request. Every other HEADERS
+        frame takes h2's path. Once the block is decoded the stream is made
+        here, and what can still go wrong is h2's own code on it (an
+        informational ``:status``, a bad content-length), its errors handled
+        as ``_receive_headers_frame`` handles them.
+        """
+        sid = frame.stream_id
+        if not sid & 1 or sid <= self.highest_inbound_stream_id or not self._bare_headers:
+            return None
+        if self.state_machine.state is not ConnectionState.SERVER_OPEN or not self._settings_seen:
+            return None
+        if self.open_inbound_streams >= self.local_settings.max_concurrent_streams:
+            return None  # h2's path refuses it
+        try:
+            headers = _decode_headers(self.decoder, frame.data)
+        except ProtocolError as exc:
+            _raise_if_hpack_failed(exc)
+            raise
+        stream = H2Stream(
+            sid,
+            config=self.config,
+            inbound_window_size=self.local_settings.initial_window_size,
+            outbound_window_size=self.remote_settings.initial_window_size,
+        )
+        stream.max_outbound_frame_size = self.max_outbound_frame_size
+        self.streams[sid] = stream
+        self.highest_inbound_stream_id = sid
+        end_stream = frame.plain_end_stream
+        try:
+            if is_informational_response(headers):  # not a request: h2's error
+                return stream.receive_headers(headers, end_stream, None)[1]
+            machine = stream.state_machine
+            machine.client, machine.headers_received = False, True
+            machine.state = StreamState.HALF_CLOSED_REMOTE if end_stream else StreamState.OPEN
+            stream._initialize_content_length(headers)
+        except ProtocolError as exc:
+            return self._malformed(sid, exc)[1]
+        request = RequestReceived(stream_id=sid)
+        request.headers = list(headers)
+        if not end_stream:
+            return [request]
+        request.stream_ended = StreamEnded(stream_id=sid)
+        return [request, request.stream_ended]
+
+    def _open_streams(self, remainder: int) -> int:
+        """h2's count of the open streams of one parity, which also moves
+        closed streams to ``_closed_streams``; h2 runs it for every new
+        stream and reads two properties a stream, here its state once."""
+        count = 0
+        closed = []
+        for sid, stream in self.streams.items():
+            state = stream.state_machine.state
+            if state is StreamState.CLOSED:
+                closed.append(sid)
+            elif STREAM_OPEN[state] and sid % 2 == remainder:
+                count += 1
+        for sid in closed:
+            self._closed_streams[sid] = self.streams.pop(sid).closed_by
+        return count
+
     def _closed_by_our_reset(self, stream_id: int) -> bool:
         if stream_id == 0 or self.state_machine.state is ConnectionState.CLOSED:
             return False
@@ -270,6 +348,13 @@ class ServerConnection(H2Connection):
 
     def __init__(self, config: Any) -> None:
         super().__init__(config=config)
+        # h2 hands received headers over as decoded: no checks, no
+        # normalisation, no conversion to str (the new-stream path needs it)
+        self._bare_headers = not (
+            config.validate_inbound_headers
+            or config.normalize_inbound_headers
+            or isinstance(config.header_encoding, str)
+        )
         self.incoming_buffer = EagerFrameBuffer(server=True)
         table = self._frame_dispatch_table
         for original, quiet in QUIET_FRAMES.items():
