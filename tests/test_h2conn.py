@@ -112,7 +112,7 @@ class _GenericServer(ServerConnection):
     def _receive_body_data(self, frame: Any) -> None:
         return None
 
-    def _open_request_stream(self, frame: Any) -> None:
+    def _open_request_stream(self, frame: Any, end_stream: bool) -> None:
         return None
 
     def _open_streams(self, remainder: int) -> int:

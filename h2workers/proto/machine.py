@@ -157,13 +157,12 @@ class ServerConnection(H2Connection):
     controls: TokenBucket | None = None  # SETTINGS, PING, PRIORITY, WINDOW_UPDATE...
 
     def _receive_frame(self, frame: Frame) -> list[Event]:
-        kind = frame.__class__
-        if kind is QuietDataFrame:
+        if frame.__class__ is QuietDataFrame:
             received = self._receive_body_data(frame)
             if received is not None:
                 return [received]
-        elif kind is QuietHeadersFrame and frame.plain_end_stream is not None:
-            opened = self._open_request_stream(frame)
+        elif frame.__class__ is QuietHeadersFrame and frame.plain_end_stream is not None:
+            opened = self._open_request_stream(frame, frame.plain_end_stream)
             if opened is not None:
                 return opened
         self._screen(frame)
@@ -224,7 +223,9 @@ class ServerConnection(H2Connection):
         event.stream_ended = None
         return event
 
-    def _open_request_stream(self, frame: QuietHeadersFrame) -> list[Event] | None:
+    def _open_request_stream(
+        self, frame: QuietHeadersFrame, end_stream: bool
+    ) -> list[Event] | None:
         """h2's handling of a request's usual first HEADERS frame, or None to
         let h2 handle it.
 
@@ -261,7 +262,6 @@ class ServerConnection(H2Connection):
         stream.max_outbound_frame_size = self.max_outbound_frame_size
         self.streams[sid] = stream
         self.highest_inbound_stream_id = sid
-        end_stream = frame.plain_end_stream
         try:
             if is_informational_response(headers):  # not a request: h2's error
                 return stream.receive_headers(headers, end_stream, None)[1]
