@@ -90,9 +90,6 @@ class EventletHub:
     def new_greenlet(self, run: Callable[[Any], None]) -> Any:
         return greenlet.greenlet(run, hubs.get_hub().greenlet)
 
-    def resume(self, green: Any, value: Any) -> None:
-        hubs.get_hub().schedule_call_global(0, green.switch, value)
-
     def park(self) -> Any:
         return hubs.get_hub().switch()
 

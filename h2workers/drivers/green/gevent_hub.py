@@ -52,9 +52,6 @@ class GeventHub:
     def new_greenlet(self, run: Callable[[Any], None]) -> Any:
         return greenlet(run, gevent.get_hub())
 
-    def resume(self, green: Any, value: Any) -> None:
-        gevent.get_hub().loop.run_callback(green.switch, value)
-
     def park(self) -> Any:
         return gevent.get_hub().switch()
 

@@ -3,7 +3,7 @@
 ``GreenH2`` (``worker.py``) and ``GreenConnection`` (``connection.py``) are
 written once against this small interface; ``gevent_hub.py`` and
 ``eventlet_hub.py`` implement it. Everything here is what the two libraries
-both do, under one name: start a green thread, park and resume one, wait
+both do, under one name: start a green thread, park one, wait
 for a socket, run a callback at the end of the loop iteration, a semaphore,
 a bounded pool, a deadline.
 """
@@ -57,16 +57,13 @@ class Hub(Protocol):
         ...
 
     def new_greenlet(self, run: Callable[[Any], None]) -> Any:
-        """A green thread not started yet: ``resume`` starts it with a value
+        """A green thread not started yet: its ``switch(value)`` starts it
         (nothing joins or kills it)."""
         ...
 
-    def resume(self, greenlet: Any, value: Any) -> None:
-        """Switch into ``greenlet`` with ``value`` from the hub, soon."""
-        ...
-
     def park(self) -> Any:
-        """Give the hub this green thread until ``resume`` (returns its value)."""
+        """Give the hub this green thread until something switches back into
+        it (returns the value switched in)."""
         ...
 
     def kill(self, greenlet: Any) -> None:
