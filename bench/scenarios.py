@@ -35,8 +35,10 @@ class Scenario:
             spec = SERVERS[name]
             if spec.kind == "ceiling" and (self.kind != "requests" or self.h1):
                 continue  # the ceiling is an HTTP/2 request/response number
-            if spec.h1 and (self.h1 or self.kind == "idle"):
-                continue  # identical to plain h2workers here; idle holds HTTP/2 connections
+            if spec.h1 and self.kind == "idle":
+                continue  # idle holds HTTP/2 connections
+            if spec.h1 and self.h1 and spec.kind == "gunicorn" and not spec.config:
+                continue  # the same worker as its HTTP/2 entry, which runs --h1 here too
             names.append(name)
         return names
 
