@@ -138,6 +138,8 @@ class H2Core:
         return out
 
     def _translate(self, event: h2e.Event, out: list[ev.Event]) -> None:
+        if event.__class__ is h2e.StreamEnded:  # the event before it carries it
+            return
         if isinstance(event, h2e.RequestReceived):
             self._on_request(event, out)
         elif isinstance(event, h2e.DataReceived):
@@ -184,11 +186,8 @@ class H2Core:
         self._streams[sid] = _Stream(head, not ended, rank=rank, priority=head.priority)
         if head.list_size > self.settings.max_header_list_size:
             self.respond(sid, 431, [(b"content-length", b"0")], end_stream=True)
-            out.append(
-                ev.StreamRejected(
-                    sid, ErrorCodes.NO_ERROR, "431: header list over http2_max_header_list_size"
-                )
-            )
+            reason = "431: header list over http2_max_header_list_size"
+            out.append(ev.StreamRejected(sid, ErrorCodes.NO_ERROR, reason))
             return
         out.append(ev.RequestStarted(sid, head, ended))
 
@@ -270,11 +269,8 @@ class H2Core:
     ) -> None:
         sid = event.stream_id
         if isinstance(event, StreamRefused):
-            out.append(
-                ev.StreamRejected(
-                    sid, ErrorCodes.REFUSED_STREAM, "over http2_max_concurrent_streams"
-                )
-            )
+            reason = "over http2_max_concurrent_streams"
+            out.append(ev.StreamRejected(sid, ErrorCodes.REFUSED_STREAM, reason))
             return
         stream = self._forget(sid)
         if stream is None:

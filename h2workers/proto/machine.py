@@ -41,7 +41,7 @@ from h2.exceptions import (
     TooManyStreamsError,
 )
 from h2.settings import SettingCodes, Settings
-from h2.stream import STREAM_OPEN, H2Stream, StreamClosedBy, StreamInputs, StreamState
+from h2.stream import H2Stream, StreamClosedBy, StreamInputs, StreamState
 from h2.utilities import is_informational_response
 from hpack import HPACKError
 from hyperframe.frame import (
@@ -70,6 +70,9 @@ _FRAME_HEADER = struct.Struct(">HBBBL")  # 24-bit length, type, flags, stream id
 NO_RFC7540_PRIORITIES = 0x9
 # Stream states in which h2 takes a DATA frame without changing state.
 _RECEIVING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
+# The states h2 counts as open (h2.stream.STREAM_OPEN), compared by identity
+_OPEN, _HALF_CLOSED_REMOTE = StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE
+_HALF_CLOSED_LOCAL, _CLOSED = StreamState.HALF_CLOSED_LOCAL, StreamState.CLOSED
 # What h2's _decode_headers wraps in a ProtocolError when a header block cannot be decoded.
 _HPACK_ERRORS = (HPACKError, IndexError, TypeError, UnicodeDecodeError)
 
@@ -286,9 +289,11 @@ class ServerConnection(H2Connection):
         closed = []
         for sid, stream in self.streams.items():
             state = stream.state_machine.state
-            if state is StreamState.CLOSED:
+            if state is _CLOSED:
                 closed.append(sid)
-            elif STREAM_OPEN[state] and sid % 2 == remainder:
+            elif (
+                state is _HALF_CLOSED_REMOTE or state is _OPEN or state is _HALF_CLOSED_LOCAL
+            ) and (sid & 1 == remainder):
                 count += 1
         for sid in closed:
             self._closed_streams[sid] = self.streams.pop(sid).closed_by
