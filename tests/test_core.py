@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import h2.events as h2e
 import pytest
 from h2.errors import ErrorCodes
@@ -14,7 +16,7 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from h2workers.config import MAX_WINDOW, H2Settings
@@ -934,6 +936,72 @@ def test_fields_seen_before_are_still_refused_where_they_do_not_belong():
                 parse_request([*good[:3], bad])
     parse_request([*good, (b"authorization", b"Bearer s3cret"), (b"cookie", b"a=b")])
     assert not any(value in (b"Bearer s3cret", b"a=b") for _, value in headers._CHECKED.known)
+
+
+_PSEUDO = [
+    (b":method", b"GET"),
+    (b":method", b"POST"),
+    (b":scheme", b"https"),
+    (b":path", b"/a"),
+    (b":path", b"/b?q=1"),
+    (b":authority", b"h"),
+    (b":protocol", b"x"),
+]
+_REGULAR = [
+    (b"x-a", b"1"),
+    (b"content-length", b"3"),
+    (b"content-length", b"4"),
+    (b"priority", b"u=1"),
+    (b"host", b"h"),
+    (b"host", b"other"),
+    (b"cookie", b"a=b"),
+    (b"authorization", b"Bearer s3cret"),
+    (b"te", b"gzip"),
+    (b"x-b", b"\r"),
+    (b"X-C", b"1"),
+]
+_REQUESTS = [
+    [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/a")],
+    [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"h"), (b":path", b"/")],
+    [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"https"),
+     (b":path", b"/chat"), (b":authority", b"h")],  # RFC 8441: only with extended CONNECT
+]  # fmt: skip
+# mostly well-formed requests, some with one pseudo-header too many; each
+# parsed with extended CONNECT on or off
+_BLOCK = st.tuples(
+    st.sampled_from(_REQUESTS), st.lists(st.sampled_from(_PSEUDO), max_size=1),
+    st.lists(st.sampled_from(_REGULAR), max_size=4), st.booleans(),
+)  # fmt: skip
+_BLOCKS = st.lists(_BLOCK.map(lambda p: (p[0] + p[1] + p[2], p[3])), min_size=1, max_size=6)
+
+
+def _head_or_error(parse: Any, block: list[Any], extended: bool) -> Any:
+    try:
+        return parse(list(block), extended)
+    except StreamViolation as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@example(blocks=[(_REQUESTS[2], True), (_REQUESTS[2], False)], repeats=[])  # the same, not allowed
+@given(blocks=_BLOCKS, repeats=st.lists(st.integers(0, 5), max_size=6))
+def test_a_block_seen_before_gives_the_head_checking_gives(blocks, repeats):
+    """parse_request remembers the head of a block seen whole before: each
+    time the same head (or error) as checking the block, a head of its
+    own, and never a block with credentials kept."""
+    from h2workers.proto.headers import check_request, parse_request
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(headers, "_HEADS", {})
+        order = blocks + [blocks[r % len(blocks)] for r in repeats]
+        for block, extended in order:
+            got = _head_or_error(parse_request, block, extended)
+            assert got == _head_or_error(check_request, block, extended)
+            if not isinstance(got, str):
+                got.headers.append((b"x-mutated", b"1"))  # the app side's own copy
+                got.priority = None
+        for key in headers._HEADS:
+            assert not any(name in headers.SECRET_FIELDS for name, _ in key[1:])
 
 
 def test_nothing_after_a_connection_error_in_the_same_read_is_served():

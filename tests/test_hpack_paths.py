@@ -39,8 +39,10 @@ def _blocks(draw: Any) -> list[bytes]:
     blocks: list[bytes] = []
     sent: list[list[tuple[bytes, bytes]]] = []
     for _ in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["head", "again", "again", "raw", "indices"]))
-        if kind == "head" or (kind == "again" and not sent):
+        kind = draw(st.sampled_from(["head", "again", "again", "raw", "indices", "same"]))
+        if kind == "same" and blocks:  # an earlier block's very bytes, the table changed or not
+            blocks.append(draw(st.sampled_from(blocks)))
+        elif kind == "head" or (kind in ("again", "same") and not sent):
             sent.append(draw(heads))
             blocks.append(encoder.encode(sent[-1]))
         elif kind == "again":  # a head sent before: indices once its fields are in the table
@@ -74,6 +76,18 @@ def test_indexed_decoder_takes_a_repeated_request_as_indices():
     again = encoder.encode(head)
     assert len(again) == 3 and all(byte & 0x80 for byte in again)  # the fast path's input
     assert decoder.decode(again, raw=True) == head
+
+
+def test_the_same_indices_after_the_table_changed_are_new_fields():
+    """A block of indices is remembered with the table it was read against:
+    once a field is added, index 62 names that one."""
+    encoder, decoder = hpack.Encoder(), IndexedDecoder()
+    first = [(b":method", b"GET"), (b"x-a", b"1")]
+    decoder.decode(encoder.encode(first), raw=True)
+    newest = encoder.encode([(b"x-a", b"1")])
+    assert newest == b"\xbe" and decoder.decode(newest, raw=True) == [(b"x-a", b"1")]
+    decoder.decode(encoder.encode([(b"x-b", b"2")]), raw=True)  # now the newest entry
+    assert decoder.decode(newest, raw=True) == [(b"x-b", b"2")]
 
 
 def test_indexed_decoder_refuses_an_oversized_list_of_indices():

@@ -104,7 +104,44 @@ def _parse_content_length(value: bytes, current: int | None) -> int:
     return length
 
 
+# Request blocks seen whole before (a client repeating a request): the
+# head they made, copied for each request. Bounded like FieldMemo; never a
+# block with credentials, nor one over MAX_HEAD_SIZE.
+_HEADS: dict[tuple[Any, ...], RequestHead] = {}
+MAX_HEADS, MAX_HEAD_SIZE = 256, 2048
+
+
+def _copy(head: RequestHead) -> RequestHead:
+    """A head of its own (the core sets its priority, a driver may extend
+    its header list)."""
+    copy = RequestHead(
+        head.method, head.scheme, head.authority, head.path, list(head.headers),
+        head.content_length, head.list_size,
+    )  # fmt: skip
+    copy.priority_field, copy.protocol = head.priority_field, head.protocol
+    return copy
+
+
 def parse_request(block: list[Header], extended_connect: bool = False) -> RequestHead:
+    """``check_request``, remembering the heads of blocks seen whole before."""
+    key = (extended_connect, *block)
+    try:
+        known = _HEADS.get(key)
+    except TypeError:  # a field that is not a tuple (a pushed request's, from an app)
+        return check_request(block, extended_connect)
+    if known is not None:
+        return _copy(known)
+    head = check_request(block, extended_connect)
+    if (
+        len(_HEADS) < MAX_HEADS
+        and head.list_size <= MAX_HEAD_SIZE
+        and not any(name in SECRET_FIELDS for name, _ in head.headers)
+    ):
+        _HEADS[key] = _copy(head)
+    return head
+
+
+def check_request(block: list[Header], extended_connect: bool = False) -> RequestHead:
     """Validate a request header block and split it into a RequestHead.
 
     Raises StreamViolation (PROTOCOL_ERROR) for anything RFC 9113 calls

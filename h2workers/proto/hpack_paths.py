@@ -22,12 +22,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from hpack import Decoder, Encoder, HeaderTuple
+from hpack.hpack import DEFAULT_MAX_HEADER_LIST_SIZE
 from hpack.table import HeaderTable
 
 # Every byte of a block of one-byte indexed fields: 0x81..0xFE (0x80 is
 # index 0, an error; 0xFF starts a multi-byte index).
 _ONE_BYTE_INDICES = bytes(range(0x81, 0xFF))
 _CACHED_HEADS = 64  # response heads remembered per connection
+_CACHED_BLOCKS = 64  # request blocks of indices remembered per connection
 
 
 class VersionedTable(HeaderTable):
@@ -46,23 +48,40 @@ class VersionedTable(HeaderTable):
 
 
 class IndexedDecoder(Decoder):
-    """hpack's decoder, with blocks of one-byte indexed fields looked up directly."""
+    """hpack's decoder, with blocks of one-byte indexed fields looked up
+    directly; the same block bytes, while the table is unchanged, are the
+    same fields (a client repeating a request sends the same bytes)."""
+
+    def __init__(self, max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
+        super().__init__(max_header_list_size)
+        self.header_table = VersionedTable()
+        # block -> (table version, its fields, their RFC 9113 6.5.2 size)
+        self._indexed: dict[bytes, tuple[int, list[Any], int]] = {}
 
     def decode(self, data: bytes, raw: bool = False) -> Iterable[HeaderTuple]:
         if not raw or not data or data.translate(None, _ONE_BYTE_INDICES):
             return super().decode(data, raw)
-        get = self.header_table.get_by_index
-        try:
-            fields = [get(byte & 0x7F) for byte in data]
-        except Exception:  # an index past the table: hpack's error, from hpack
-            return super().decode(data, raw)
-        size = 32 * len(fields) + sum([len(name) + len(value) for name, value in fields])
+        table: VersionedTable = self.header_table  # type: ignore[assignment]
+        known = self._indexed.get(data) if type(data) is bytes else None
+        if known is not None and known[0] == table.version:
+            _, fields, size = known
+        else:
+            get = table.get_by_index
+            try:
+                fields = [get(byte & 0x7F) for byte in data]
+            except Exception:  # an index past the table: hpack's error, from hpack
+                return super().decode(data, raw)
+            size = 32 * len(fields) + sum([len(name) + len(value) for name, value in fields])
+            if type(data) is bytes:
+                if len(self._indexed) >= _CACHED_BLOCKS:
+                    self._indexed.clear()
+                self._indexed[data] = (table.version, fields, size)
         if size > self.max_header_list_size:
             return super().decode(data, raw)  # hpack's OversizedHeaderListError
         self._assert_valid_table_size()
         # the table's own (name, value) tuples: hpack would copy each into a
         # HeaderTuple, whose only extra (``indexable``) nobody reads here
-        return fields  # type: ignore[return-value]
+        return list(fields)
 
 
 class RepeatingEncoder(Encoder):
